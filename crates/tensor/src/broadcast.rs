@@ -15,10 +15,10 @@ use crate::tensor::Tensor;
 pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<Vec<usize>> {
     let rank = lhs.len().max(rhs.len());
     let mut out = vec![0; rank];
-    for i in 0..rank {
+    for (i, slot) in out.iter_mut().enumerate() {
         let l = dim_from_right(lhs, rank, i);
         let r = dim_from_right(rhs, rank, i);
-        out[i] = match (l, r) {
+        *slot = match (l, r) {
             (a, b) if a == b => a,
             (1, b) => b,
             (a, 1) => a,

@@ -75,7 +75,9 @@ pub enum TensorError {
         other: Vec<usize>,
     },
     /// A slice range does not lie inside the axis.
-    #[error("slice: range {start}..{end} is outside axis {axis} of length {len} (shape {shape:?})")]
+    #[error(
+        "slice: range {start}..{end} is outside axis {axis} of length {len} (shape {shape:?})"
+    )]
     SliceOutOfRange {
         /// The sliced axis.
         axis: usize,

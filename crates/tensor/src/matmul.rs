@@ -30,8 +30,14 @@ impl<T: Element> Tensor<T> {
         };
         match (self.rank(), rhs.rank()) {
             (2, 2) => {
-                let a = self.view().into_dimensionality::<Ix2>().map_err(|_| mismatch())?;
-                let b = rhs.view().into_dimensionality::<Ix2>().map_err(|_| mismatch())?;
+                let a = self
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|_| mismatch())?;
+                let b = rhs
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|_| mismatch())?;
                 if a.ncols() != b.nrows() {
                     return Err(mismatch());
                 }
@@ -40,19 +46,21 @@ impl<T: Element> Tensor<T> {
                 Ok(Tensor::from_array(c.into_dyn()))
             }
             (3, 3) => {
-                let a = self.view().into_dimensionality::<Ix3>().map_err(|_| mismatch())?;
-                let b = rhs.view().into_dimensionality::<Ix3>().map_err(|_| mismatch())?;
+                let a = self
+                    .view()
+                    .into_dimensionality::<Ix3>()
+                    .map_err(|_| mismatch())?;
+                let b = rhs
+                    .view()
+                    .into_dimensionality::<Ix3>()
+                    .map_err(|_| mismatch())?;
                 let (batch, m, k) = a.dim();
                 let (batch2, k2, n) = b.dim();
                 if batch != batch2 || k != k2 {
                     return Err(mismatch());
                 }
                 let mut c = Array3::<T>::zeros((batch, m, n));
-                for ((ai, bi), ci) in a
-                    .outer_iter()
-                    .zip(b.outer_iter())
-                    .zip(c.outer_iter_mut())
-                {
+                for ((ai, bi), ci) in a.outer_iter().zip(b.outer_iter()).zip(c.outer_iter_mut()) {
                     gemm(T::one(), ai, bi, T::zero(), ci).map_err(|_| mismatch())?;
                 }
                 Ok(Tensor::from_array(c.into_dyn()))

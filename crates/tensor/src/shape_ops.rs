@@ -71,10 +71,12 @@ impl<T: Element> Tensor<T> {
     /// [`TensorError::InvalidArgument`] for an empty list,
     /// [`TensorError::AxisOutOfRange`], [`TensorError::ConcatMismatch`].
     pub fn concat(tensors: &[&Self], axis: usize) -> Result<Self> {
-        let first = tensors.first().ok_or_else(|| TensorError::InvalidArgument {
-            op: "concat",
-            reason: "no tensors to concatenate".into(),
-        })?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| TensorError::InvalidArgument {
+                op: "concat",
+                reason: "no tensors to concatenate".into(),
+            })?;
         if axis >= first.rank() {
             return Err(TensorError::AxisOutOfRange {
                 op: "concat",
@@ -98,13 +100,15 @@ impl<T: Element> Tensor<T> {
             }
         }
         let views: Vec<_> = tensors.iter().map(|t| t.view()).collect();
-        let out = ndarray::concatenate(Axis(axis), &views).map_err(|_| {
-            TensorError::ConcatMismatch {
+        let out =
+            ndarray::concatenate(Axis(axis), &views).map_err(|_| TensorError::ConcatMismatch {
                 axis,
                 first: first.shape().to_vec(),
-                other: tensors.last().map(|t| t.shape().to_vec()).unwrap_or_default(),
-            }
-        })?;
+                other: tensors
+                    .last()
+                    .map(|t| t.shape().to_vec())
+                    .unwrap_or_default(),
+            })?;
         Ok(Tensor::from_array(out))
     }
 

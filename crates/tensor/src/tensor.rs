@@ -51,13 +51,12 @@ impl<T: Element> Tensor<T> {
                 shape: shape.to_vec(),
             });
         }
-        let data = ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|_| {
-            TensorError::ElementCount {
+        let data =
+            ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|_| TensorError::ElementCount {
                 op: "from_vec",
                 len,
                 shape: shape.to_vec(),
-            }
-        })?;
+            })?;
         Ok(Tensor { data })
     }
 
