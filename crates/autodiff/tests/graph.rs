@@ -41,7 +41,7 @@ fn user_defined_op_passes_gradcheck_and_a_wrong_backward_is_caught() {
     let x = Tensor::<f64>::from_vec(&[2, 3], vec![0.3, 1.9, 2.5, -0.7, 3.0, -2.2]).unwrap();
     let report = gradcheck_op(
         &Sin { broken: false },
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &GradcheckOptions::default(),
     )
     .unwrap();
@@ -113,7 +113,7 @@ fn gradcheck_catches_wrong_shape_and_nonzero_for_zero() {
     }
     let x = Tensor::<f64>::ones(&[2, 2]);
     assert!(matches!(
-        gradcheck_op(&WrongShape, &[x.clone()], &Default::default()),
+        gradcheck_op(&WrongShape, std::slice::from_ref(&x), &Default::default()),
         Err(GradcheckError::Shape { .. })
     ));
     assert!(matches!(
