@@ -1,0 +1,81 @@
+//! Forward pass of standard and grouped convolutions: per image and band of
+//! output rows, for each group, im2col into a per-task buffer then one GEMM
+//! `out_g[C_out/groups, pixels] = W_g[C_out/groups, C_in/groups*kH*kW] * col`.
+//! Pointwise specs skip im2col (see `pointwise.rs`).
+
+use gradlab_tensor::Element;
+use ndarray::{s, ArrayViewMut3, Axis};
+use rayon::prelude::*;
+
+use super::pointwise;
+use crate::error::Result;
+use crate::gemm::{gemm, mat};
+use crate::im2col::im2col;
+use crate::spec::Geometry;
+
+/// Output pixels per band: bounds the im2col buffer (a band of
+/// `C_in/groups*kH*kW x TILE_PIXELS` stays in the L2 cache for the small
+/// channel counts of CNNs) and gives rayon work when the batch is small.
+pub(crate) const TILE_PIXELS: usize = 1024;
+
+/// Output rows per band: whole rows, about [`TILE_PIXELS`] pixels.
+pub(crate) fn tile_rows(g: &Geometry) -> usize {
+    (TILE_PIXELS / g.ow.max(1)).clamp(1, g.oh.max(1))
+}
+
+/// The bands `(oh0, oh1)` of output rows.
+pub(crate) fn bands(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
+    let rows = tile_rows(g);
+    let oh = g.oh;
+    (0..oh.div_ceil(rows)).map(move |t| (t * rows, ((t + 1) * rows).min(oh)))
+}
+
+pub(super) fn forward<T: Element>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Geometry,
+) -> Result<Vec<T>> {
+    let (hw, p, kk) = (g.in_plane(), g.out_plane(), g.col_rows());
+    let mut out = vec![T::zero(); g.n * g.c_out * p];
+    let mut out3 = ArrayViewMut3::from_shape((g.n, g.c_out, p), &mut out[..])
+        .map_err(|_| crate::gemm::internal("forward output", g.n * g.c_out * p))?;
+    // One task per (image, band), each owning its own block of the output.
+    let mut units = Vec::new();
+    for (n, image) in out3.axis_iter_mut(Axis(0)).enumerate() {
+        let mut rest = image;
+        for (oh0, oh1) in bands(g) {
+            let (band, tail) = rest.split_at(Axis(1), (oh1 - oh0) * g.ow);
+            units.push((n, oh0, oh1, band));
+            rest = tail;
+        }
+    }
+    let direct = g.is_pointwise_direct();
+    let col_len = if direct { 0 } else { kk * tile_rows(g) * g.ow };
+    units.into_par_iter().try_for_each_init(
+        || vec![T::zero(); col_len],
+        |col, (n, oh0, oh1, mut band)| -> Result<()> {
+            let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
+            let pt = (oh1 - oh0) * g.ow;
+            for grp in 0..g.groups {
+                let x_g = &x_n[grp * g.cig * hw..(grp + 1) * g.cig * hw];
+                let w_g = mat(&w[grp * g.cog * kk..], g.cog, kk)?;
+                let out_g = band.slice_mut(s![grp * g.cog..(grp + 1) * g.cog, ..]);
+                if direct {
+                    pointwise::forward_tile(w_g, x_g, g, oh0 * g.ow..oh1 * g.ow, out_g)?;
+                } else {
+                    let col = &mut col[..kk * pt];
+                    im2col(x_g, g, oh0, oh1, col);
+                    gemm(T::one(), w_g, mat(col, kk, pt)?, T::zero(), out_g)?;
+                }
+            }
+            if let Some(b) = bias {
+                for (mut row, &bv) in band.outer_iter_mut().zip(b) {
+                    row.mapv_inplace(|v| v + bv);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,220 @@
+//! `conv2d` and `conv2d_backward`: checks, then dispatch to the kernel that
+//! fits the spec.
+//!
+//! Layout: `forward.rs` and `backward.rs` hold the im2col + GEMM kernels
+//! (standard and grouped convolutions), `pointwise.rs` the GEMM on the input
+//! planes that replaces im2col for 1x1 / stride 1 / no padding, and
+//! `depthwise.rs` the direct loops for `groups == in_channels`.
+
+mod backward;
+mod depthwise;
+mod forward;
+mod pointwise;
+
+use gradlab_tensor::{Element, TensorError};
+use ndarray::{Array1, Array4, ArrayBase, ArrayView1, ArrayView4, Data, Dimension};
+
+use crate::error::{ConvError, Result};
+use crate::spec::{Conv2dSpec, Geometry};
+
+/// The gradients of a convolution's loss with respect to its three operands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2dGrads<T> {
+    /// Gradient with respect to the input, `[N, C_in, H, W]`.
+    pub input: Array4<T>,
+    /// Gradient with respect to the weight, `[C_out, C_in/groups, kH, kW]`.
+    pub weight: Array4<T>,
+    /// Gradient with respect to the bias, `[C_out]` (the bias's gradient
+    /// does not depend on the bias, so it is returned whether or not the
+    /// forward pass had one).
+    pub bias: Array1<T>,
+}
+
+/// 2-D convolution (cross-correlation), exactly PyTorch's
+/// `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)`.
+///
+/// `out[n, co, oh, ow] = bias[co] + sum_{c, i, j} x[n, g*C_in/groups + c, oh*sH + i*dH - pH, ow*sW + j*dW - pW] * w[co, c, i, j]`
+/// where `g = co / (C_out/groups)` is the group of `co` and `x` is zero outside
+/// the input.
+///
+/// # Shapes
+/// - `input`: `[N, C_in, H, W]` (NCHW), any strides;
+/// - `weight`: `[C_out, C_in/groups, kH, kW]` (OIHW), any strides;
+/// - `bias`: `[C_out]`;
+/// - output: `[N, C_out, H_out, W_out]` with `H_out = floor((H + 2*pH - dH*(kH-1) - 1) / sH) + 1`
+///   (likewise for the width), see [`Conv2dSpec::output_size`].
+///
+/// # Kernels
+/// Depthwise specs (`groups == C_in > 1`) run direct loops; a 1x1 kernel with
+/// stride 1 and no padding runs one GEMM per image and group on the input
+/// planes; everything else runs im2col + GEMM per image, group and band of
+/// output rows. rayon spreads the images and bands over threads; the result
+/// is the same bit for bit whatever the number of threads.
+///
+/// # Errors
+/// [`ConvError::NonPositive`], [`ConvError::GroupsNotDivisible`] for a bad
+/// spec; [`ConvError::WeightShape`], [`ConvError::InputChannels`],
+/// [`ConvError::BiasShape`] for operands that disagree with it;
+/// [`ConvError::KernelTooLarge`] when the dilated kernel does not fit the
+/// padded input; [`ConvError::Overflow`] for sizes beyond `usize`.
+///
+/// # Examples
+/// ```
+/// use gradlab_conv::{conv2d, Conv2dSpec};
+/// use ndarray::{Array1, Array4};
+/// let spec = Conv2dSpec::new(3, 8, 3).padding(1);
+/// let x = Array4::<f32>::ones((2, 3, 5, 5));
+/// let w = Array4::<f32>::ones(spec.weight_shape());
+/// let b = Array1::<f32>::zeros(8);
+/// let y = conv2d(x.view(), w.view(), Some(b.view()), &spec)?;
+/// assert_eq!(y.shape(), &[2, 8, 5, 5]);
+/// assert_eq!(y[[0, 0, 2, 2]], 27.0); // 3 channels x 9 taps, all inside
+/// assert_eq!(y[[0, 0, 0, 0]], 12.0); // a corner sees 3 channels x 4 taps
+/// # Ok::<(), gradlab_conv::ConvError>(())
+/// ```
+pub fn conv2d<T: Element>(
+    input: ArrayView4<'_, T>,
+    weight: ArrayView4<'_, T>,
+    bias: Option<ArrayView1<'_, T>>,
+    spec: &Conv2dSpec,
+) -> Result<Array4<T>> {
+    let op = "conv2d";
+    let g = spec.geometry(op, shape4(&input), shape4(&weight))?;
+    check_bias(op, &g, bias.as_ref())?;
+    let x = input.as_standard_layout();
+    let w = weight.as_standard_layout();
+    let b = bias.as_ref().map(|b| b.as_standard_layout());
+    let (xs, ws) = (slice_of(&x)?, slice_of(&w)?);
+    let bs = match &b {
+        Some(b) => Some(slice_of(b)?),
+        None => None,
+    };
+    let out = if g.is_depthwise() {
+        depthwise::forward(xs, ws, bs, &g)
+    } else {
+        forward::forward(xs, ws, bs, &g)
+    }?;
+    into_array4(out, g.output_shape())
+}
+
+/// Backward pass of [`conv2d`]: the gradients of a loss `L` with respect to
+/// input, weight and bias, given `grad_output = dL/d(out)`.
+///
+/// The vector-Jacobian products: for every multiply-accumulate
+/// `out[n, co, oh, ow] += x[n, ci, ih, iw] * w[co, c, i, j]` of the forward
+/// pass, `dx[n, ci, ih, iw] += w[co, c, i, j] * dy[n, co, oh, ow]` and
+/// `dw[co, c, i, j] += x[n, ci, ih, iw] * dy[n, co, oh, ow]`;
+/// `db[co] = sum_{n, oh, ow} dy[n, co, oh, ow]`.
+///
+/// # Shapes
+/// `input` `[N, C_in, H, W]`, `weight` `[C_out, C_in/groups, kH, kW]`,
+/// `grad_output` `[N, C_out, H_out, W_out]`; the gradients have the shapes of
+/// input, weight and `[C_out]`.
+///
+/// # Kernels
+/// im2col + GEMM specs: the input gradient is a GEMM into columns then
+/// col2im, the weight gradient a GEMM accumulated over a fixed partition of
+/// the batch then reduced in order (so the result does not depend on the
+/// number of threads); pointwise specs skip im2col/col2im; depthwise specs run
+/// direct loops.
+///
+/// # Errors
+/// Those of [`conv2d`], and [`ConvError::GradOutputShape`] when
+/// `grad_output` is not the shape of the forward output.
+///
+/// # Examples
+/// ```
+/// use gradlab_conv::{conv2d_backward, Conv2dSpec};
+/// use ndarray::Array4;
+/// let spec = Conv2dSpec::new(2, 4, 3);
+/// let x = Array4::<f64>::ones((1, 2, 4, 4));
+/// let w = Array4::<f64>::ones(spec.weight_shape());
+/// let dy = Array4::<f64>::ones((1, 4, 2, 2));
+/// let grads = conv2d_backward(x.view(), w.view(), dy.view(), &spec)?;
+/// assert_eq!(grads.bias[0], 4.0);        // 2 x 2 output pixels
+/// assert_eq!(grads.weight[[0, 0, 0, 0]], 4.0);
+/// assert_eq!(grads.input[[0, 0, 0, 0]], 4.0); // one tap, 4 output channels
+/// # Ok::<(), gradlab_conv::ConvError>(())
+/// ```
+pub fn conv2d_backward<T: Element>(
+    input: ArrayView4<'_, T>,
+    weight: ArrayView4<'_, T>,
+    grad_output: ArrayView4<'_, T>,
+    spec: &Conv2dSpec,
+) -> Result<Conv2dGrads<T>> {
+    let op = "conv2d_backward";
+    let g = spec.geometry(op, shape4(&input), shape4(&weight))?;
+    g.check_grad_output(op, shape4(&grad_output))?;
+    let x = input.as_standard_layout();
+    let w = weight.as_standard_layout();
+    let dy = grad_output.as_standard_layout();
+    let (xs, ws, dys) = (slice_of(&x)?, slice_of(&w)?, slice_of(&dy)?);
+    let raw = if g.is_depthwise() {
+        depthwise::backward(xs, ws, dys, &g)
+    } else {
+        backward::backward(xs, ws, dys, &g)
+    }?;
+    Ok(Conv2dGrads {
+        input: into_array4(raw.input, g.input_shape())?,
+        weight: into_array4(raw.weight, spec.weight_shape())?,
+        bias: Array1::from_vec(raw.bias),
+    })
+}
+
+/// Flat, row-major gradients as the kernels produce them.
+pub(crate) struct RawGrads<T> {
+    pub input: Vec<T>,
+    pub weight: Vec<T>,
+    pub bias: Vec<T>,
+}
+
+/// The shape of a 4-D array as an array.
+pub(crate) fn shape4<S: Data>(a: &ArrayBase<S, ndarray::Ix4>) -> [usize; 4] {
+    let (n, c, h, w) = a.dim();
+    [n, c, h, w]
+}
+
+/// Checks that a bias has one element per output channel.
+pub(crate) fn check_bias<T>(
+    op: &'static str,
+    g: &Geometry,
+    bias: Option<&ArrayView1<'_, T>>,
+) -> Result<()> {
+    match bias {
+        Some(b) if b.len() != g.c_out => Err(ConvError::BiasShape {
+            op,
+            expected: g.c_out,
+            got: b.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The elements of a standard-layout array.
+pub(crate) fn slice_of<'a, T, S, D>(a: &'a ArrayBase<S, D>) -> Result<&'a [T]>
+where
+    S: Data<Elem = T>,
+    D: Dimension,
+{
+    a.as_slice().ok_or_else(|| {
+        TensorError::ElementCount {
+            op: "conv2d (internal: array not contiguous)",
+            len: a.len(),
+            shape: a.shape().to_vec(),
+        }
+        .into()
+    })
+}
+
+/// Wraps a row-major buffer as a 4-D array.
+pub(crate) fn into_array4<T>(data: Vec<T>, shape: [usize; 4]) -> Result<Array4<T>> {
+    let len = data.len();
+    Array4::from_shape_vec(shape, data).map_err(|_| {
+        TensorError::ElementCount {
+            op: "conv2d (internal: output buffer)",
+            len,
+            shape: shape.to_vec(),
+        }
+        .into()
+    })
+}

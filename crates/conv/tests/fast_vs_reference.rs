@@ -1,0 +1,276 @@
+//! The fast kernels against the naive oracle, in f32 and f64, over random
+//! valid specs, operand layouts and thread counts.
+
+mod common;
+
+use common::{depthwise_case, max_rel_err, operands, valid_case, Case, Stored};
+use gradlab_conv::{conv2d, conv2d_backward, reference, Conv2dSpec, ConvKind};
+use gradlab_tensor::Element;
+use ndarray::Array4;
+use proptest::prelude::*;
+
+/// Runs fast and reference forward and backward on a case and returns the
+/// largest relative error of output, input, weight and bias gradients.
+fn compare<T: Element>(c: &Case) -> [f64; 4] {
+    let ops = operands::<T>(c);
+    let xs = Stored::new(&ops.x, c.layout);
+    let ws = Stored::new(&ops.w, c.layout);
+    let (x, w) = (xs.view(), ws.view());
+    let b = ops.b.as_ref().map(|b| b.view());
+    let fast = conv2d(x, w, b, &c.spec).expect("valid case");
+    let slow = reference::conv2d(x, w, b, &c.spec).expect("valid case");
+    // Upstream gradient: random, and laid out like the other operands.
+    let dy = common::rand4::<T>(
+        [
+            fast.shape()[0],
+            fast.shape()[1],
+            fast.shape()[2],
+            fast.shape()[3],
+        ],
+        c.seed.wrapping_add(3),
+    );
+    let dys = Stored::new(&dy, c.layout);
+    let gf = conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case");
+    let gs = reference::conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case");
+    [
+        max_rel_err(&fast, &slow),
+        max_rel_err(&gf.input, &gs.input),
+        max_rel_err(&gf.weight, &gs.weight),
+        max_rel_err(&gf.bias, &gs.bias),
+    ]
+}
+
+fn check(errs: [f64; 4], tol: f64) -> Result<(), TestCaseError> {
+    let names = ["output", "grad input", "grad weight", "grad bias"];
+    for (e, name) in errs.iter().zip(names) {
+        prop_assert!(
+            *e <= tol,
+            "{} differs from the reference by {:e} (> {:e})",
+            name,
+            e,
+            tol
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(160))]
+
+    #[test]
+    fn fast_equals_reference_f64(c in valid_case()) {
+        check(compare::<f64>(&c), 1e-10)?;
+    }
+
+    #[test]
+    fn fast_equals_reference_f32(c in valid_case()) {
+        check(compare::<f32>(&c), 1e-4)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn depthwise_equals_reference_f64(c in depthwise_case()) {
+        prop_assert_eq!(c.spec.kind(), ConvKind::Depthwise);
+        check(compare::<f64>(&c), 1e-10)?;
+    }
+
+    #[test]
+    fn depthwise_equals_reference_f32(c in depthwise_case()) {
+        check(compare::<f32>(&c), 1e-4)?;
+    }
+}
+
+/// Fixed cases named by the bugs they guard against.
+fn named_cases() -> Vec<(&'static str, Case)> {
+    let case = |spec: Conv2dSpec, batch, h, w, layout| Case {
+        spec,
+        batch,
+        h,
+        w,
+        bias: true,
+        layout,
+        seed: 7,
+    };
+    vec![
+        // (H + 2p - d(k-1) - 1) % stride != 0: the last rows/columns are dropped.
+        (
+            "remainder rows",
+            case(Conv2dSpec::new(3, 4, 3).stride(2), 2, 8, 10, 0),
+        ),
+        (
+            "remainder with padding",
+            case(Conv2dSpec::new(2, 3, 4).stride(3).padding(1), 1, 9, 7, 0),
+        ),
+        // stride > 1 with groups.
+        (
+            "strided groups",
+            case(
+                Conv2dSpec::new(6, 4, 3).stride(2).padding(1).groups(2),
+                3,
+                9,
+                9,
+                0,
+            ),
+        ),
+        (
+            "strided depthwise",
+            case(
+                Conv2dSpec::new(4, 8, 3).stride(2).padding(1).groups(4),
+                2,
+                11,
+                9,
+                0,
+            ),
+        ),
+        // Non-contiguous weight, input and grad_output views.
+        (
+            "strided views",
+            case(Conv2dSpec::new(3, 5, 3).padding(1), 2, 6, 7, 1),
+        ),
+        (
+            "permuted views",
+            case(
+                Conv2dSpec::new(4, 6, 3).padding(2).dilation(2).groups(2),
+                2,
+                7,
+                6,
+                2,
+            ),
+        ),
+        (
+            "permuted pointwise",
+            case(Conv2dSpec::new(5, 3, 1), 2, 4, 6, 2),
+        ),
+        // Pointwise off the direct path (stride, padding).
+        (
+            "pointwise stride 2",
+            case(Conv2dSpec::new(3, 4, 1).stride(2), 2, 7, 5, 0),
+        ),
+        (
+            "pointwise padding",
+            case(Conv2dSpec::new(3, 4, 1).padding(1), 1, 3, 3, 0),
+        ),
+        (
+            "grouped pointwise",
+            case(Conv2dSpec::new(6, 9, 1).groups(3), 2, 5, 5, 0),
+        ),
+        // Window exactly as large as the padded input.
+        (
+            "window fills input",
+            case(Conv2dSpec::new(2, 2, 5).padding(1), 1, 3, 3, 0),
+        ),
+        // Wide images: several bands of output rows per image.
+        (
+            "many bands",
+            case(Conv2dSpec::new(2, 3, 3).padding(1), 2, 70, 40, 0),
+        ),
+        (
+            "many bands depthwise",
+            case(Conv2dSpec::new(3, 3, 3).padding(1).groups(3), 1, 40, 70, 1),
+        ),
+        // Batch larger than the number of chunks of the weight gradient.
+        (
+            "large batch",
+            case(Conv2dSpec::new(3, 4, 3).padding(1), 37, 5, 6, 0),
+        ),
+        // A single input channel (groups == C_in == 1 is a standard convolution).
+        (
+            "one input channel",
+            case(Conv2dSpec::new(1, 4, 3), 2, 5, 5, 0),
+        ),
+    ]
+}
+
+#[test]
+fn named_edge_cases_equal_reference() {
+    for (name, c) in named_cases() {
+        let e64 = compare::<f64>(&c);
+        assert!(e64.iter().all(|&e| e <= 1e-10), "{name} (f64): {e64:?}");
+        let e32 = compare::<f32>(&c);
+        assert!(e32.iter().all(|&e| e <= 1e-4), "{name} (f32): {e32:?}");
+    }
+}
+
+#[test]
+fn empty_batch_and_empty_planes() {
+    // No images: empty output, zero weight and bias gradients.
+    let spec = Conv2dSpec::new(2, 3, 3).padding(1);
+    let x = Array4::<f32>::zeros((0, 2, 4, 4));
+    let w = Array4::<f32>::ones(spec.weight_shape());
+    let y = conv2d(x.view(), w.view(), None, &spec).unwrap();
+    assert_eq!(y.shape(), &[0, 3, 4, 4]);
+    let g = conv2d_backward(x.view(), w.view(), y.view(), &spec).unwrap();
+    assert!(g.weight.iter().all(|&v| v == 0.0));
+    // Zero-height input that padding makes large enough: only the bias remains.
+    for spec in [
+        Conv2dSpec::new(2, 2, 1).padding(1),
+        Conv2dSpec::new(2, 2, 1).padding(1).groups(2),
+    ] {
+        let x = Array4::<f64>::zeros((1, 2, 0, 3));
+        let w = Array4::<f64>::ones(spec.weight_shape());
+        let b = ndarray::Array1::from_vec(vec![1.5, -2.0]);
+        let fast = conv2d(x.view(), w.view(), Some(b.view()), &spec).unwrap();
+        let slow = reference::conv2d(x.view(), w.view(), Some(b.view()), &spec).unwrap();
+        assert_eq!(fast, slow);
+        let gf = conv2d_backward(x.view(), w.view(), fast.view(), &spec).unwrap();
+        let gs = reference::conv2d_backward(x.view(), w.view(), fast.view(), &spec).unwrap();
+        assert_eq!(gf, gs);
+    }
+}
+
+/// The same inputs give bit-identical results with 1, 2 and 3 threads.
+#[test]
+fn bit_identical_across_thread_counts() {
+    let specs = [
+        Conv2dSpec::new(6, 8, 3).padding(1),
+        Conv2dSpec::new(6, 8, 3).stride(2).padding(1).groups(2),
+        Conv2dSpec::new(8, 12, 1),
+        Conv2dSpec::new(6, 12, 3).padding(1).groups(6),
+    ];
+    for spec in specs {
+        let x = common::rand4::<f32>([21, spec.in_channels, 12, 13], 1);
+        let w = common::rand4::<f32>(spec.weight_shape(), 2);
+        let [oh, ow] = spec.output_size(12, 13).unwrap();
+        let dy = common::rand4::<f32>([21, spec.out_channels, oh, ow], 3);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let y = conv2d(x.view(), w.view(), None, &spec).unwrap();
+                    let g = conv2d_backward(x.view(), w.view(), dy.view(), &spec).unwrap();
+                    (y, g)
+                })
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            let other = run(threads);
+            assert!(
+                one.0
+                    .iter()
+                    .zip(&other.0)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "forward differs with {threads} threads for {spec:?}"
+            );
+            for (a, b) in [
+                (&one.1.input, &other.1.input),
+                (&one.1.weight, &other.1.weight),
+            ] {
+                assert!(
+                    a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "backward differs with {threads} threads for {spec:?}"
+                );
+            }
+            assert!(one
+                .1
+                .bias
+                .iter()
+                .zip(&other.1.bias)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+}
