@@ -1,0 +1,219 @@
+//! The decision procedure on hand-made indicator sets: each gate, the
+//! evidence it quotes, and the inconclusive fallback.
+
+use gradlab_diag::{decide, Indicators, Thresholds, Verdict};
+
+fn healthy_flow() -> Indicators {
+    Indicators {
+        kappa: Some(-0.05),
+        kappa_r2: Some(0.3),
+        attenuation: Some(-0.9),
+        kappa_param: Some(0.01),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn vanishing_is_decided_by_the_depth_slope_and_quotes_it() {
+    let ind = Indicators {
+        kappa: Some(1.94),
+        kappa_r2: Some(0.99),
+        attenuation: Some(1.94 * 19.0),
+        loss_to_chance: Some(1.0),
+        loss_drop: Some(0.0),
+        probe_accuracy: Some(0.9),
+        probe_p_value: Some(1e-40),
+        chance_accuracy: Some(0.1),
+        forward_diversity: Some(1e-20),
+        ..Default::default()
+    };
+    let d = decide(&ind, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::Vanishing);
+    assert!(d.confidence > 0.9, "{d:?}");
+    let text = d.reasons.join(" | ");
+    assert!(
+        text.contains("1.94") && text.contains("R² = 0.99") && text.contains("4.61"),
+        "{text}"
+    );
+    assert!(text.contains("collapses"), "{text}");
+    assert!(!d.actions.is_empty());
+}
+
+#[test]
+fn exploding_by_slope_and_by_numerics() {
+    let ind = Indicators {
+        kappa: Some(-0.55),
+        kappa_r2: Some(1.0),
+        attenuation: Some(-0.55 * 19.0),
+        kappa_param: Some(0.04),
+        ..Default::default()
+    };
+    let d = decide(&ind, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::Exploding);
+    assert!(
+        d.reasons.join(" ").contains("per-parameter plots can hide"),
+        "{:?}",
+        d.reasons
+    );
+    let nan = Indicators {
+        non_finite: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        decide(&nan, &Thresholds::default()).verdict,
+        Verdict::Exploding
+    );
+}
+
+#[test]
+fn dead_units_come_before_vanishing() {
+    let ind = Indicators {
+        dead_max: Some(0.92),
+        kappa: Some(3.0),
+        kappa_r2: Some(0.9),
+        attenuation: Some(30.0),
+        ..Default::default()
+    };
+    assert_eq!(
+        decide(&ind, &Thresholds::default()).verdict,
+        Verdict::DeadUnits
+    );
+}
+
+#[test]
+fn a_stall_with_healthy_flow_and_no_signal_in_the_data_is_no_signal() {
+    let ind = Indicators {
+        loss_to_chance: Some(1.0),
+        loss_drop: Some(0.003),
+        probe_accuracy: Some(0.11),
+        probe_p_value: Some(0.4),
+        chance_accuracy: Some(0.1),
+        shuffle_gap: Some(0.001),
+        snr: Some(0.02),
+        cos_successive: Some(0.05),
+        ..healthy_flow()
+    };
+    let d = decide(&ind, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::NoSignal, "{d:?}");
+    let text = d.reasons.join(" | ");
+    assert!(
+        text.contains("gradient flow is fine")
+            && text.contains("probe")
+            && text.contains("shuffled"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_stall_on_data_with_signal_is_lr_or_model() {
+    let base = Indicators {
+        loss_to_chance: Some(0.99),
+        loss_drop: Some(0.001),
+        probe_accuracy: Some(0.9),
+        probe_p_value: Some(1e-50),
+        chance_accuracy: Some(0.1),
+        shuffle_gap: Some(0.0),
+        ..healthy_flow()
+    };
+    let tiny = Indicators {
+        update_ratio: Some(2e-7),
+        cos_successive: Some(0.7),
+        ..base.clone()
+    };
+    assert_eq!(
+        decide(&tiny, &Thresholds::default()).verdict,
+        Verdict::LrTooSmall
+    );
+    let normal = Indicators {
+        update_ratio: Some(1e-3),
+        cos_successive: Some(0.05),
+        ..base.clone()
+    };
+    assert_eq!(
+        decide(&normal, &Thresholds::default()).verdict,
+        Verdict::ModelCannotExtract
+    );
+    let learning = Indicators {
+        shuffle_gap: Some(0.2),
+        ..base
+    };
+    assert_eq!(
+        decide(&learning, &Thresholds::default()).verdict,
+        Verdict::SlowButLearning
+    );
+}
+
+#[test]
+fn generalisation_gate_separates_healthy_overfitting_and_memorising() {
+    let healthy = Indicators {
+        loss_to_chance: Some(0.1),
+        loss_drop: Some(0.5),
+        val_loss_to_chance: Some(0.15),
+        train_val_gap: Some(0.05),
+        val_loss_rising: Some(0),
+        val_accuracy: Some(0.95),
+        chance_accuracy: Some(0.1),
+        val_chance_band: Some(0.05),
+        probe_p_value: Some(1e-30),
+        ..healthy_flow()
+    };
+    assert_eq!(
+        decide(&healthy, &Thresholds::default()).verdict,
+        Verdict::Healthy
+    );
+    let overfit = Indicators {
+        loss_to_chance: Some(0.01),
+        val_loss_to_chance: Some(0.6),
+        train_val_gap: Some(0.59),
+        val_loss_rising: Some(5),
+        val_accuracy: Some(0.7),
+        ..healthy.clone()
+    };
+    assert_eq!(
+        decide(&overfit, &Thresholds::default()).verdict,
+        Verdict::Overfitting
+    );
+    let memorising = Indicators {
+        val_accuracy: Some(0.11),
+        probe_p_value: Some(0.5),
+        ..overfit
+    };
+    assert_eq!(
+        decide(&memorising, &Thresholds::default()).verdict,
+        Verdict::NoSignal
+    );
+}
+
+#[test]
+fn thin_evidence_is_inconclusive_with_two_candidates() {
+    let ind = Indicators {
+        loss_to_chance: Some(1.0),
+        loss_drop: Some(0.0),
+        ..healthy_flow()
+    };
+    let d = decide(&ind, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(d.candidates.len(), 2);
+}
+
+#[test]
+fn indicators_and_decisions_round_trip_through_json() {
+    let ind = Indicators {
+        kappa: Some(1.5),
+        shuffle_gap: None,
+        non_finite: false,
+        ..healthy_flow()
+    };
+    let json = serde_json::to_string(&ind).unwrap();
+    assert!(json.contains("\"shuffle_gap\":null"), "{json}");
+    let back: Indicators = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, ind);
+    let d = decide(&ind, &Thresholds::default());
+    let json = serde_json::to_string(&d).unwrap();
+    let back: gradlab_diag::Decision = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, d);
+    assert_eq!(
+        serde_json::to_string(&Verdict::NoSignal).unwrap(),
+        "\"no-signal\""
+    );
+}
