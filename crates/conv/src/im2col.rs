@@ -110,3 +110,86 @@ pub(crate) fn col2im<T: Element>(col: &[T], g: &Geometry, oh0: usize, oh1: usize
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Conv2dSpec;
+    use proptest::prelude::*;
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+            })
+            .collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `<im2col(x), y> = <x, col2im(y)>` for every band of output rows:
+        /// col2im is exactly the adjoint of im2col, which catches index bugs
+        /// in either.
+        #[test]
+        fn col2im_is_the_adjoint_of_im2col(
+            cig in 1usize..=3,
+            k in [1usize..=4, 1usize..=4],
+            s in [1usize..=3, 1usize..=3],
+            p in [0usize..=2, 0usize..=2],
+            d in [1usize..=2, 1usize..=2],
+            extra in [0usize..=5, 0usize..=5],
+            band in 1usize..=4,
+            seed in any::<u64>(),
+        ) {
+            let size = |a: usize| (d[a] * (k[a] - 1) + 1).saturating_sub(2 * p[a]).max(1) + extra[a];
+            let (h, w) = (size(0), size(1));
+            let spec = Conv2dSpec { in_channels: cig, out_channels: 1, kernel: k, stride: s,
+                                    padding: p, dilation: d, groups: 1 };
+            let g = spec.geometry("test", [1, cig, h, w], spec.weight_shape()).unwrap();
+            let x = values(cig * h * w, seed);
+            let mut oh0 = 0;
+            while oh0 < g.oh {
+                let oh1 = (oh0 + band).min(g.oh);
+                let len = g.col_rows() * (oh1 - oh0) * g.ow;
+                let y = values(len, seed ^ 0x9e37_79b9);
+                let mut col = vec![f64::NAN; len];
+                im2col(&x, &g, oh0, oh1, &mut col);
+                let mut back = vec![0.0; x.len()];
+                col2im(&y, &g, oh0, oh1, &mut back);
+                let (lhs, rhs) = (dot(&col, &y), dot(&x, &back));
+                prop_assert!((lhs - rhs).abs() <= 1e-12 * (1.0 + lhs.abs()), "{} vs {}", lhs, rhs);
+                oh0 = oh1;
+            }
+        }
+    }
+
+    #[test]
+    fn im2col_of_a_small_image() {
+        // 1 channel 3x3, kernel 2x2, padding 1, stride 2: output 2x2.
+        let spec = Conv2dSpec::new(1, 1, 2).padding(1).stride(2);
+        let g = spec
+            .geometry("test", [1, 1, 3, 3], spec.weight_shape())
+            .unwrap();
+        let x: Vec<f64> = (1..=9).map(f64::from).collect();
+        let mut col = vec![f64::NAN; 4 * 4];
+        im2col(&x, &g, 0, 2, &mut col);
+        #[rustfmt::skip]
+        let expected = [
+            0., 0., 0., 5., // tap (0, 0)
+            0., 0., 4., 6., // tap (0, 1)
+            0., 2., 0., 8., // tap (1, 0)
+            1., 3., 7., 9., // tap (1, 1)
+        ];
+        assert_eq!(col, expected);
+    }
+}

@@ -129,3 +129,102 @@ pub fn conv2d_backward<T: Element>(
         bias: gb.mapv(T::of_f64),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ConvKind;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    /// Counts, by running the reference loops, the multiply-accumulates and
+    /// the distinct weight entries they touch.
+    fn brute_force(spec: &Conv2dSpec, n: usize, h: usize, w: usize) -> (u64, usize) {
+        let g = spec
+            .geometry("test", [n, spec.in_channels, h, w], spec.weight_shape())
+            .unwrap();
+        let mut macs = 0u64;
+        let mut weights = HashSet::new();
+        for_each_mac(&g, |m| {
+            macs += 1;
+            weights.insert((m.co, m.cl, m.i, m.j));
+        });
+        (macs, weights.len())
+    }
+
+    fn spec_strategy() -> impl Strategy<Value = Conv2dSpec> {
+        // One strategy per kind, so all four are covered.
+        prop_oneof![
+            // standard
+            (1usize..=4, 1usize..=4, 2usize..=4).prop_map(|(i, o, k)| Conv2dSpec::new(i, o, k)),
+            // pointwise
+            (1usize..=5, 1usize..=5).prop_map(|(i, o)| Conv2dSpec::new(i, o, 1)),
+            // depthwise with multiplier
+            (2usize..=5, 1usize..=3, 1usize..=4)
+                .prop_map(|(c, m, k)| Conv2dSpec::new(c, c * m, k).groups(c)),
+            // grouped
+            (2usize..=3, 2usize..=3, 1usize..=2, 1usize..=4)
+                .prop_map(|(g, ci, co, k)| Conv2dSpec::new(g * ci, g * co, k).groups(g)),
+        ]
+        .prop_flat_map(|s| (Just(s), 1usize..=2, 0usize..=1, 1usize..=2))
+        .prop_map(|(s, st, p, d)| s.stride(st).padding(p).dilation(d))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// `param_count` and `macs` equal what the reference loops visit.
+        #[test]
+        fn counts_equal_brute_force(spec in spec_strategy(), n in 1usize..=3, eh in 0usize..=4, ew in 0usize..=4) {
+            let eff = spec.effective_kernel("test").unwrap();
+            let h = eff[0].saturating_sub(2 * spec.padding[0]).max(1) + eh;
+            let w = eff[1].saturating_sub(2 * spec.padding[1]).max(1) + ew;
+            let (macs, weights) = brute_force(&spec, n, h, w);
+            prop_assert_eq!(spec.macs(n, h, w).unwrap(), macs);
+            prop_assert_eq!(spec.param_count(false), weights);
+            prop_assert_eq!(spec.param_count(true), weights + spec.out_channels);
+        }
+    }
+
+    #[test]
+    fn textbook_formulas_hold() {
+        for (cin, cout, k) in [(3, 8, 3), (16, 32, 5), (7, 5, 2)] {
+            let standard = Conv2dSpec::new(cin, cout, k);
+            assert_eq!(standard.kind(), ConvKind::Standard);
+            assert_eq!(standard.param_count(false), cin * cout * k * k);
+            assert_eq!(
+                standard.param_count(false),
+                brute_force(&standard, 1, 6, 6).1
+            );
+            let pointwise = Conv2dSpec::new(cin, cout, 1);
+            assert_eq!(pointwise.kind(), ConvKind::Pointwise);
+            assert_eq!(pointwise.param_count(false), cin * cout);
+            assert_eq!(
+                pointwise.param_count(false),
+                brute_force(&pointwise, 1, 6, 6).1
+            );
+            let depthwise = Conv2dSpec::new(cin, cin, k).groups(cin);
+            assert_eq!(depthwise.kind(), ConvKind::Depthwise);
+            assert_eq!(depthwise.param_count(false), cin * k * k);
+            assert_eq!(
+                depthwise.param_count(false),
+                brute_force(&depthwise, 1, 6, 6).1
+            );
+            // MACs per output pixel and image: the same formulas.
+            let [oh, ow] = standard.output_size(9, 9).unwrap();
+            let pixels = (oh * ow) as u64;
+            assert_eq!(
+                standard.macs(1, 9, 9).unwrap(),
+                (cin * cout * k * k) as u64 * pixels
+            );
+            assert_eq!(pointwise.macs(1, 9, 9).unwrap(), (cin * cout * 81) as u64);
+            assert_eq!(
+                depthwise.macs(1, 9, 9).unwrap(),
+                (cin * k * k) as u64 * pixels
+            );
+        }
+        let grouped = Conv2dSpec::new(8, 12, 3).groups(4);
+        assert_eq!(grouped.kind(), ConvKind::Grouped);
+        assert_eq!(grouped.param_count(true), 12 * 2 * 9 + 12);
+    }
+}

@@ -165,10 +165,10 @@ impl Conv2dSpec {
     /// Dilated kernel extent `dil*(k-1)+1` per axis.
     pub(crate) fn effective_kernel(&self, op: &'static str) -> Result<[usize; 2]> {
         let mut out = [0; 2];
-        for a in 0..2 {
-            out[a] = self.kernel[a]
+        for ((o, &k), &d) in out.iter_mut().zip(&self.kernel).zip(&self.dilation) {
+            *o = k
                 .checked_sub(1)
-                .and_then(|k| k.checked_mul(self.dilation[a]))
+                .and_then(|k| k.checked_mul(d))
                 .and_then(|x| x.checked_add(1))
                 .ok_or(ConvError::Overflow {
                     op,

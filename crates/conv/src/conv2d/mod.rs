@@ -191,7 +191,7 @@ pub(crate) fn check_bias<T>(
 }
 
 /// The elements of a standard-layout array.
-pub(crate) fn slice_of<'a, T, S, D>(a: &'a ArrayBase<S, D>) -> Result<&'a [T]>
+pub(crate) fn slice_of<T, S, D>(a: &ArrayBase<S, D>) -> Result<&[T]>
 where
     S: Data<Elem = T>,
     D: Dimension,
