@@ -83,7 +83,7 @@ impl ByteImages {
     /// the end.
     pub fn pixels(&self, index: usize) -> Option<&[u8]> {
         let start = index.checked_mul(self.numel)?;
-        self.pixels.get(start..start + self.numel)
+        self.pixels.get(start..start.checked_add(self.numel)?)
     }
 
     /// All labels, in order.

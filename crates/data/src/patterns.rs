@@ -112,12 +112,11 @@ fn bump(t: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Patterns {
     config: PatternsConfig,
-    classes: Vec<ClassPattern>,
     numel: usize,
 }
 
 impl Patterns {
-    /// Checks the configuration and lays out the classes.
+    /// Checks the configuration.
     ///
     /// # Errors
     /// [`DataError::InvalidArgument`] for zero classes or channels, a side
@@ -143,44 +142,7 @@ impl Patterns {
             });
         }
         let numel = image_numel(WHAT, [config.channels, config.height, config.width])?;
-        // Centres: the R2 low-discrepancy sequence (plastic number) over the
-        // middle half of the image; orientations: evenly spaced over 180
-        // degrees; colours: gains from the golden-ratio sequence.
-        let plastic = 1.324_717_957_244_746_f64;
-        let (a1, a2) = (1.0 / plastic, 1.0 / (plastic * plastic));
-        let golden = 0.618_033_988_749_894_9_f64;
-        let frac = |x: f64| x - x.floor();
-        let classes = (0..config.num_classes)
-            .map(|k| {
-                let angle = std::f64::consts::PI * k as f64 / config.num_classes as f64;
-                let k = k as f64;
-                let centre = (
-                    0.25 + 0.5 * frac(0.5 + k * a1),
-                    0.25 + 0.5 * frac(0.5 + k * a2),
-                );
-                let gains = (0..config.channels)
-                    .map(|c| {
-                        if config.channels == 1 {
-                            1.0
-                        } else {
-                            let phase = c as f64 / config.channels as f64 + k * golden;
-                            let (_, cos) = sin_cos(2.0 * std::f64::consts::PI * frac(phase));
-                            0.6 + 0.4 * cos
-                        }
-                    })
-                    .collect();
-                ClassPattern {
-                    centre,
-                    angle,
-                    gains,
-                }
-            })
-            .collect();
-        Ok(Patterns {
-            config,
-            classes,
-            numel,
-        })
+        Ok(Patterns { config, numel })
     }
 
     /// The configuration.
@@ -213,6 +175,44 @@ impl Patterns {
         [self.config.channels, self.config.height, self.config.width]
     }
 
+    /// The layout of class `k`, computed on demand (so the class count costs
+    /// no memory). Centres: the R2 low-discrepancy sequence (plastic number)
+    /// over the middle half of the image; orientations: evenly spaced over
+    /// 180 degrees; colours: channel gains from the golden-ratio sequence.
+    fn class_pattern(&self, k: usize) -> ClassPattern {
+        let PatternsConfig {
+            num_classes,
+            channels,
+            ..
+        } = self.config;
+        let plastic = 1.324_717_957_244_746_f64;
+        let (a1, a2) = (1.0 / plastic, 1.0 / (plastic * plastic));
+        let golden = 0.618_033_988_749_894_9_f64;
+        let frac = |x: f64| x - x.floor();
+        let angle = std::f64::consts::PI * k as f64 / num_classes as f64;
+        let k = k as f64;
+        let centre = (
+            0.25 + 0.5 * frac(0.5 + k * a1),
+            0.25 + 0.5 * frac(0.5 + k * a2),
+        );
+        let gains = (0..channels)
+            .map(|c| {
+                if channels == 1 {
+                    1.0
+                } else {
+                    let phase = c as f64 / channels as f64 + k * golden;
+                    let (_, cos) = sin_cos(2.0 * std::f64::consts::PI * frac(phase));
+                    0.6 + 0.4 * cos
+                }
+            })
+            .collect();
+        ClassPattern {
+            centre,
+            angle,
+            gains,
+        }
+    }
+
     /// Draws the jitter of one example: shift in pixels, rotation, scale.
     fn draw_jitter(&self, rng: &mut ChaCha8Rng) -> ((f64, f64), f64, f64) {
         let j = self.config.jitter;
@@ -232,7 +232,7 @@ impl Patterns {
             width,
             ..
         } = self.config;
-        let pattern = &self.classes[class];
+        let pattern = self.class_pattern(class);
         let side = height.min(width) as f64;
         let half_length = 0.3 * side * scale;
         let half_width = (0.12 * side).max(0.9) * scale;

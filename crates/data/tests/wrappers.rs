@@ -331,6 +331,14 @@ fn noise_and_patterns_validate_their_configuration() {
     let proto = p.prototype(2).unwrap();
     assert_eq!(proto.shape(), &[3, 16, 16]);
     assert!(p.prototype(10).is_err());
+    // Classes are laid out on demand: a huge class count costs nothing.
+    let many = Patterns::new(PatternsConfig {
+        num_classes: 1 << 40,
+        len: 1 << 41,
+        ..base
+    })
+    .unwrap();
+    assert_eq!(many.get((1 << 40) + 3).unwrap().label, 3);
     // Without jitter and noise every example is its class prototype.
     let still = Patterns::new(PatternsConfig {
         jitter: 0.0,
