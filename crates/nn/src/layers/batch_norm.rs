@@ -1,0 +1,631 @@
+//! [`BatchNorm2d`] and [`BatchNorm1d`] (Ioffe & Szegedy 2015) with fused
+//! training and evaluation ops.
+//!
+//! Both layers see their input as `[N, C, S]` (`S` = every axis after the
+//! channels, 1 for a `[N, C]` input) and normalise each channel over its
+//! `m = N * S` values. Per-(image, channel) planes are processed in parallel;
+//! per-channel sums are reduced over the batch in a fixed order, so results
+//! do not depend on the number of threads. Statistics accumulate in `f64`.
+
+use gradlab_autodiff::{expect_arity, Op, Result as AdResult, Var};
+use gradlab_tensor::{Element, Tensor};
+use rayon::prelude::*;
+
+use crate::ctx::Ctx;
+use crate::error::{NnError, Result};
+use crate::init::{Fans, Init};
+use crate::layers::op_error;
+use crate::module::{HasParams, Module};
+use crate::param::{Param, Role, Scope};
+
+/// `(N, C, S)` of a tensor of rank >= 2.
+fn ncs(op: &'static str, shape: &[usize]) -> AdResult<(usize, usize, usize)> {
+    if shape.len() < 2 {
+        return Err(op_error(
+            op,
+            format!("input must have shape [N, C, ...], got {shape:?}"),
+        ));
+    }
+    Ok((shape[0], shape[1], shape[2..].iter().product()))
+}
+
+/// Per-channel sums over planes of length `s`: `f(plane)` per (image,
+/// channel) plane in parallel, then summed over images in order.
+fn channel_sums<T: Element>(
+    xs: &[T],
+    n: usize,
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, &[T]) -> f64 + Sync,
+) -> Vec<f64> {
+    let planes: Vec<f64> = if s == 0 {
+        vec![0.0; n * c]
+    } else {
+        xs.par_chunks(s)
+            .enumerate()
+            .map(|(i, plane)| f(i % c, plane))
+            .collect()
+    };
+    let mut out = vec![0.0; c];
+    for img in 0..n {
+        for (ch, o) in out.iter_mut().enumerate() {
+            *o += planes[img * c + ch];
+        }
+    }
+    out
+}
+
+/// Batch mean and biased variance per channel (two passes).
+fn batch_stats<T: Element>(xs: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
+    let m = (n * s) as f64;
+    let mean: Vec<f64> = channel_sums(xs, n, c, s, |_, p| p.iter().map(|v| v.as_f64()).sum())
+        .into_iter()
+        .map(|t| t / m)
+        .collect();
+    let var: Vec<f64> = channel_sums(xs, n, c, s, |ch, p| {
+        let mu = mean[ch];
+        p.iter()
+            .map(|v| {
+                let d = v.as_f64() - mu;
+                d * d
+            })
+            .sum()
+    })
+    .into_iter()
+    .map(|t| t / m)
+    .collect();
+    (mean, var)
+}
+
+/// `y = a[c] * x + b[c]` per plane, in parallel.
+fn affine_planes<T: Element>(xs: &[T], c: usize, s: usize, a: &[T], b: &[T]) -> Vec<T> {
+    let mut out = vec![T::zero(); xs.len()];
+    if s > 0 {
+        out.par_chunks_mut(s)
+            .zip(xs.par_chunks(s))
+            .enumerate()
+            .for_each(|(i, (o, x))| {
+                let (ai, bi) = (a[i % c], b[i % c]);
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o = ai * x + bi;
+                }
+            });
+    }
+    out
+}
+
+fn check_affine<T: Element>(op: &'static str, inputs: &[&Tensor<T>], c: usize) -> AdResult<()> {
+    for (i, what) in [(1, "gamma"), (2, "beta")] {
+        if inputs[i].shape() != [c] {
+            return Err(op_error(
+                op,
+                format!(
+                    "{what} of shape {:?} for an input with {c} channels",
+                    inputs[i].shape()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Batch normalisation with batch statistics (training mode), fused.
+///
+/// Inputs: `x` `[N, C, ...]`, `gamma` `[C]`, `beta` `[C]`. With `m = N * S`
+/// values per channel, `mu` their mean, `var` their biased variance,
+/// `xhat = (x - mu) / sqrt(var + eps)`, the output is `y = gamma xhat + beta`.
+///
+/// VJP (the statistics depend on `x`):
+/// `dbeta = sum dy`, `dgamma = sum dy xhat`,
+/// `dx = gamma / sqrt(var + eps) * (dy - dbeta / m - xhat dgamma / m)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormTrainOp {
+    /// Added to the variance (PyTorch's default `1e-5`).
+    pub eps: f64,
+}
+
+impl<T: Element> Op<T> for BatchNormTrainOp {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+
+    fn forward(&self, inputs: &[&Tensor<T>]) -> AdResult<Tensor<T>> {
+        expect_arity("batch_norm", inputs, 3)?;
+        let x = inputs[0];
+        let (n, c, s) = ncs("batch_norm", x.shape())?;
+        check_affine("batch_norm", inputs, c)?;
+        let (mean, var) = batch_stats(x.as_slice(), n, c, s);
+        let (g, b) = (inputs[1].as_slice(), inputs[2].as_slice());
+        let mut a = Vec::with_capacity(c);
+        let mut shift = Vec::with_capacity(c);
+        for ch in 0..c {
+            let k = g[ch].as_f64() / (var[ch] + self.eps).sqrt();
+            a.push(T::of_f64(k));
+            shift.push(T::of_f64(b[ch].as_f64() - k * mean[ch]));
+        }
+        let y = affine_planes(x.as_slice(), c, s, &a, &shift);
+        Ok(Tensor::from_vec(x.shape(), y)?)
+    }
+
+    fn backward(
+        &self,
+        inputs: &[&Tensor<T>],
+        _output: &Tensor<T>,
+        grad_output: &Tensor<T>,
+        needs: &[bool],
+    ) -> AdResult<Vec<Option<Tensor<T>>>> {
+        let x = inputs[0];
+        let (n, c, s) = ncs("batch_norm", x.shape())?;
+        let (xs, dys) = (x.as_slice(), grad_output.as_slice());
+        let (mean, var) = batch_stats(xs, n, c, s);
+        let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        let dbeta = channel_sums(dys, n, c, s, |_, p| p.iter().map(|v| v.as_f64()).sum());
+        // sum dy * xhat, plane by plane (planes of dy and x line up).
+        let planes: Vec<f64> = if s == 0 {
+            vec![0.0; n * c]
+        } else {
+            dys.par_chunks(s)
+                .zip(xs.par_chunks(s))
+                .enumerate()
+                .map(|(i, (dy, x))| {
+                    let (mu, is) = (mean[i % c], invstd[i % c]);
+                    dy.iter()
+                        .zip(x)
+                        .map(|(d, v)| d.as_f64() * (v.as_f64() - mu) * is)
+                        .sum()
+                })
+                .collect()
+        };
+        let mut dgamma = vec![0.0; c];
+        for img in 0..n {
+            for (ch, o) in dgamma.iter_mut().enumerate() {
+                *o += planes[img * c + ch];
+            }
+        }
+        let dx = if needs[0] {
+            let m = (n * s) as f64;
+            let g = inputs[1].as_slice();
+            // dx = k dy + kx x + k0, per channel:
+            // k = gamma invstd, kx = -k invstd dgamma / m,
+            // k0 = -k dbeta / m + k invstd mu dgamma / m.
+            let mut k = Vec::with_capacity(c);
+            let mut kx = Vec::with_capacity(c);
+            let mut k0 = Vec::with_capacity(c);
+            for ch in 0..c {
+                let kk = g[ch].as_f64() * invstd[ch];
+                let slope = kk * invstd[ch] * dgamma[ch] / m;
+                k.push(T::of_f64(kk));
+                kx.push(T::of_f64(-slope));
+                k0.push(T::of_f64(-kk * dbeta[ch] / m + slope * mean[ch]));
+            }
+            let mut dx = vec![T::zero(); xs.len()];
+            if s > 0 {
+                dx.par_chunks_mut(s)
+                    .zip(dys.par_chunks(s).zip(xs.par_chunks(s)))
+                    .enumerate()
+                    .for_each(|(i, (o, (dy, x)))| {
+                        let (a, b, z) = (k[i % c], kx[i % c], k0[i % c]);
+                        for ((o, &d), &v) in o.iter_mut().zip(dy).zip(x) {
+                            *o = a * d + b * v + z;
+                        }
+                    });
+            }
+            Some(Tensor::from_vec(x.shape(), dx)?)
+        } else {
+            None
+        };
+        let to_t = |v: Vec<f64>| Tensor::from_vec(&[c], v.into_iter().map(T::of_f64).collect());
+        Ok(vec![
+            dx,
+            if needs[1] { Some(to_t(dgamma)?) } else { None },
+            if needs[2] { Some(to_t(dbeta)?) } else { None },
+        ])
+    }
+}
+
+/// Batch normalisation with fixed statistics (evaluation mode):
+/// `y = gamma (x - mean) / sqrt(var + eps) + beta`, the running statistics
+/// held by the op as constants.
+///
+/// Inputs: `x` `[N, C, ...]`, `gamma` `[C]`, `beta` `[C]`. VJPs:
+/// `dx = dy gamma / sqrt(var + eps)`, `dgamma = sum dy (x - mean) / sqrt(var + eps)`,
+/// `dbeta = sum dy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormEvalOp {
+    /// Per-channel mean used for normalisation.
+    pub mean: Vec<f64>,
+    /// Per-channel variance used for normalisation.
+    pub var: Vec<f64>,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+impl BatchNormEvalOp {
+    fn check<T: Element>(&self, inputs: &[&Tensor<T>]) -> AdResult<(usize, usize, usize)> {
+        expect_arity("batch_norm_eval", inputs, 3)?;
+        let (n, c, s) = ncs("batch_norm_eval", inputs[0].shape())?;
+        check_affine("batch_norm_eval", inputs, c)?;
+        if self.mean.len() != c || self.var.len() != c {
+            return Err(op_error(
+                "batch_norm_eval",
+                format!("statistics for {} channels, input has {c}", self.mean.len()),
+            ));
+        }
+        Ok((n, c, s))
+    }
+}
+
+impl<T: Element> Op<T> for BatchNormEvalOp {
+    fn name(&self) -> &'static str {
+        "batch_norm_eval"
+    }
+
+    fn forward(&self, inputs: &[&Tensor<T>]) -> AdResult<Tensor<T>> {
+        let (_, c, s) = self.check(inputs)?;
+        let (g, b) = (inputs[1].as_slice(), inputs[2].as_slice());
+        let mut a = Vec::with_capacity(c);
+        let mut shift = Vec::with_capacity(c);
+        for ch in 0..c {
+            let k = g[ch].as_f64() / (self.var[ch] + self.eps).sqrt();
+            a.push(T::of_f64(k));
+            shift.push(T::of_f64(b[ch].as_f64() - k * self.mean[ch]));
+        }
+        let y = affine_planes(inputs[0].as_slice(), c, s, &a, &shift);
+        Ok(Tensor::from_vec(inputs[0].shape(), y)?)
+    }
+
+    fn backward(
+        &self,
+        inputs: &[&Tensor<T>],
+        _output: &Tensor<T>,
+        grad_output: &Tensor<T>,
+        needs: &[bool],
+    ) -> AdResult<Vec<Option<Tensor<T>>>> {
+        let (n, c, s) = self.check(inputs)?;
+        let (xs, dys) = (inputs[0].as_slice(), grad_output.as_slice());
+        let invstd: Vec<f64> = self
+            .var
+            .iter()
+            .map(|v| 1.0 / (v + self.eps).sqrt())
+            .collect();
+        let dx = if needs[0] {
+            let g = inputs[1].as_slice();
+            let k: Vec<T> = (0..c)
+                .map(|ch| T::of_f64(g[ch].as_f64() * invstd[ch]))
+                .collect();
+            let zero = vec![T::zero(); c];
+            Some(Tensor::from_vec(
+                inputs[0].shape(),
+                affine_planes(dys, c, s, &k, &zero),
+            )?)
+        } else {
+            None
+        };
+        let to_t = |v: Vec<f64>| Tensor::from_vec(&[c], v.into_iter().map(T::of_f64).collect());
+        let dgamma = if needs[1] {
+            let planes: Vec<f64> = if s == 0 {
+                vec![0.0; n * c]
+            } else {
+                dys.par_chunks(s)
+                    .zip(xs.par_chunks(s))
+                    .enumerate()
+                    .map(|(i, (dy, x))| {
+                        let (mu, is) = (self.mean[i % c], invstd[i % c]);
+                        dy.iter()
+                            .zip(x)
+                            .map(|(d, v)| d.as_f64() * (v.as_f64() - mu) * is)
+                            .sum()
+                    })
+                    .collect()
+            };
+            let mut out = vec![0.0; c];
+            for img in 0..n {
+                for (ch, o) in out.iter_mut().enumerate() {
+                    *o += planes[img * c + ch];
+                }
+            }
+            Some(to_t(out)?)
+        } else {
+            None
+        };
+        let dbeta = if needs[2] {
+            Some(to_t(channel_sums(dys, n, c, s, |_, p| {
+                p.iter().map(|v| v.as_f64()).sum()
+            }))?)
+        } else {
+            None
+        };
+        Ok(vec![dx, dgamma, dbeta])
+    }
+}
+
+/// Options of a BatchNorm layer (PyTorch's defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormConfig {
+    /// Weight of the new batch statistic in the running average:
+    /// `running = (1 - momentum) running + momentum batch` (default 0.1).
+    pub momentum: f64,
+    /// Added to the variance before the square root (default `1e-5`).
+    pub eps: f64,
+    /// Initial `gamma` (default 1; 0 for the last BN of a residual branch
+    /// gives the "zero-init residual" of Goyal et al. 2017).
+    pub gamma_init: f64,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        BatchNormConfig {
+            momentum: 0.1,
+            eps: 1e-5,
+            gamma_init: 1.0,
+        }
+    }
+}
+
+/// The state and behaviour shared by [`BatchNorm2d`] and [`BatchNorm1d`].
+#[derive(Debug, Clone)]
+pub struct BatchNorm<T: Element = f32> {
+    name: String,
+    num_features: usize,
+    config: BatchNormConfig,
+    gamma: Param<T>,
+    beta: Param<T>,
+    running_mean: Param<T>,
+    running_var: Param<T>,
+    training: bool,
+}
+
+impl<T: Element> BatchNorm<T> {
+    fn new(scope: &Scope, num_features: usize, config: BatchNormConfig) -> Result<Self> {
+        if num_features == 0 {
+            return Err(NnError::config(
+                scope.prefix(),
+                "BatchNorm needs at least one feature",
+            ));
+        }
+        if !(config.momentum >= 0.0 && config.momentum <= 1.0) {
+            return Err(NnError::config(
+                scope.prefix(),
+                format!("momentum must lie in [0, 1], got {}", config.momentum),
+            ));
+        }
+        if !(config.eps > 0.0 && config.eps.is_finite()) {
+            return Err(NnError::config(
+                scope.prefix(),
+                format!("eps must be positive and finite, got {}", config.eps),
+            ));
+        }
+        let depth = scope.next_depth();
+        let shape = [num_features];
+        let fans = Fans::of_shape(&shape);
+        let c = |v: f64| Init::Constant(v);
+        Ok(BatchNorm {
+            name: scope.prefix().to_string(),
+            num_features,
+            gamma: scope.param(
+                "gamma",
+                Role::Gamma,
+                depth,
+                &shape,
+                &c(config.gamma_init),
+                fans,
+            )?,
+            beta: scope.param("beta", Role::Beta, depth, &shape, &c(0.0), fans)?,
+            running_mean: scope.param(
+                "running_mean",
+                Role::RunningMean,
+                depth,
+                &shape,
+                &c(0.0),
+                fans,
+            )?,
+            running_var: scope.param(
+                "running_var",
+                Role::RunningVar,
+                depth,
+                &shape,
+                &c(1.0),
+                fans,
+            )?,
+            config,
+            training: true,
+        })
+    }
+
+    /// Number of channels `C`.
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BatchNormConfig {
+        &self.config
+    }
+
+    /// The scale `gamma` `[C]`.
+    pub fn gamma(&self) -> &Param<T> {
+        &self.gamma
+    }
+
+    /// The shift `beta` `[C]`.
+    pub fn beta(&self) -> &Param<T> {
+        &self.beta
+    }
+
+    /// The running mean `[C]` (a buffer).
+    pub fn running_mean(&self) -> &Param<T> {
+        &self.running_mean
+    }
+
+    /// The running variance `[C]` (a buffer).
+    pub fn running_var(&self) -> &Param<T> {
+        &self.running_var
+    }
+
+    fn run(&mut self, cx: &mut Ctx<T>, x: Var, expected: &str, rank_ok: bool) -> Result<Var> {
+        let xv = cx.value(x)?;
+        let shape = xv.shape().to_vec();
+        if !rank_ok || shape[1] != self.num_features {
+            return Err(NnError::InputShape {
+                layer: self.name.clone(),
+                expected: expected.to_string(),
+                got: shape,
+            });
+        }
+        if self.training {
+            let (n, c, s) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
+            if n * s <= 1 {
+                return Err(NnError::BatchTooSmall {
+                    layer: self.name.clone(),
+                    shape,
+                });
+            }
+            // Running statistics: PyTorch updates them with the unbiased
+            // variance. A batch with NaN or infinity leaves them alone (the
+            // step will be refused by the non-finite guard anyway).
+            let (mean, var) = batch_stats(xv.as_slice(), n, c, s);
+            if mean.iter().chain(&var).all(|v| v.is_finite()) {
+                let m = (n * s) as f64;
+                let mom = self.config.momentum;
+                let unbias = m / (m - 1.0);
+                for (r, bm) in self.running_mean.data_mut().iter_mut().zip(&mean) {
+                    *r = T::of_f64((1.0 - mom) * r.as_f64() + mom * bm);
+                }
+                for (r, bv) in self.running_var.data_mut().iter_mut().zip(&var) {
+                    *r = T::of_f64((1.0 - mom) * r.as_f64() + mom * bv * unbias);
+                }
+            }
+        }
+        let gamma = cx.param(&self.gamma);
+        let beta = cx.param(&self.beta);
+        let y = if self.training {
+            let op = BatchNormTrainOp {
+                eps: self.config.eps,
+            };
+            cx.graph_mut().apply(op, &[x, gamma, beta])?
+        } else {
+            let f = |p: &Param<T>| p.value().as_slice().iter().map(|v| v.as_f64()).collect();
+            let op = BatchNormEvalOp {
+                mean: f(&self.running_mean),
+                var: f(&self.running_var),
+                eps: self.config.eps,
+            };
+            cx.graph_mut().apply(op, &[x, gamma, beta])?
+        };
+        cx.tap(&self.name, y);
+        Ok(y)
+    }
+}
+
+impl<T: Element> HasParams<T> for BatchNorm<T> {
+    fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param<T>)) {
+        f(&self.gamma);
+        f(&self.beta);
+        f(&self.running_mean);
+        f(&self.running_var);
+    }
+
+    fn visit_params_mut<'a>(&'a mut self, f: &mut dyn FnMut(&'a mut Param<T>)) {
+        f(&mut self.gamma);
+        f(&mut self.beta);
+        f(&mut self.running_mean);
+        f(&mut self.running_var);
+    }
+}
+
+macro_rules! batch_norm_layer {
+    ($(#[$doc:meta])* $name:ident, $expected:literal, $ranks:pat) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name<T: Element = f32>(BatchNorm<T>);
+
+        impl<T: Element> $name<T> {
+            /// A layer over `num_features` channels, named by `scope`.
+            ///
+            /// # Errors
+            /// [`NnError::InvalidConfig`] for zero features, a momentum outside
+            /// `[0, 1]` or a non-positive `eps`; [`NnError::InvalidName`].
+            pub fn new(scope: &Scope, num_features: usize, config: BatchNormConfig) -> Result<Self> {
+                Ok($name(BatchNorm::new(scope, num_features, config)?))
+            }
+        }
+
+        impl<T: Element> std::ops::Deref for $name<T> {
+            type Target = BatchNorm<T>;
+            fn deref(&self) -> &BatchNorm<T> {
+                &self.0
+            }
+        }
+
+        impl<T: Element> HasParams<T> for $name<T> {
+            fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param<T>)) {
+                self.0.visit_params(f)
+            }
+            fn visit_params_mut<'a>(&'a mut self, f: &mut dyn FnMut(&'a mut Param<T>)) {
+                self.0.visit_params_mut(f)
+            }
+        }
+
+        impl<T: Element> Module<T> for $name<T> {
+            fn name(&self) -> &str {
+                &self.0.name
+            }
+
+            fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> Result<Var> {
+                let rank = cx.value(x)?.rank();
+                let expected = format!($expected, self.0.num_features);
+                self.0.run(cx, x, &expected, matches!(rank, $ranks))
+            }
+
+            fn set_training(&mut self, training: bool) {
+                self.0.training = training;
+            }
+
+            fn is_training(&self) -> bool {
+                self.0.training
+            }
+        }
+    };
+}
+
+batch_norm_layer!(
+    /// Batch normalisation over the channels of images, PyTorch's
+    /// `nn.BatchNorm2d` (Ioffe & Szegedy 2015).
+    ///
+    /// Training mode normalises with the batch mean and biased variance of
+    /// each channel (over `N, H, W`) and updates the running statistics
+    /// (`running_var` with the unbiased variance); evaluation mode normalises
+    /// with the running statistics. Parameters: `<name>.gamma`, `<name>.beta`
+    /// (trainable), `<name>.running_mean`, `<name>.running_var` (buffers).
+    ///
+    /// # Shapes
+    /// Input and output `[N, C, H, W]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use gradlab_nn::{BatchNorm2d, BatchNormConfig, Ctx, Module, Scope};
+    /// use gradlab_tensor::Tensor;
+    /// let mut bn = BatchNorm2d::<f64>::new(&Scope::new(0).pp("bn"), 3, BatchNormConfig::default())?;
+    /// let mut cx = Ctx::new();
+    /// let x = cx.input(Tensor::rand_normal(&[4, 3, 5, 5], 2.0, 3.0, 1)?);
+    /// let y = bn.forward(&mut cx, x)?;
+    /// let mean = cx.value(y)?.mean(&[0, 2, 3], false)?;
+    /// assert!(mean.as_slice().iter().all(|m| m.abs() < 1e-9));
+    /// assert!(bn.running_mean().value().as_slice()[0] > 0.1); // moved towards 2
+    /// # Ok::<(), gradlab_nn::NnError>(())
+    /// ```
+    BatchNorm2d,
+    "[N, {}, H, W]",
+    4
+);
+
+batch_norm_layer!(
+    /// Batch normalisation over features, PyTorch's `nn.BatchNorm1d`: as
+    /// [`BatchNorm2d`] with statistics over `N` (and `L`).
+    ///
+    /// # Shapes
+    /// Input and output `[N, C]` or `[N, C, L]`.
+    BatchNorm1d,
+    "[N, {}] or [N, {0}, L]",
+    2 | 3
+);
