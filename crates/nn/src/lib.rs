@@ -61,13 +61,15 @@
 //! and vector-Jacobian product) beside it; kernels stay in `gradlab-conv`,
 //! and the ops here only wire them. Model plumbing: `param.rs` (Param, Role,
 //! Scope), `module.rs` (HasParams, Module), `ctx.rs` (Ctx), `grads.rs`
-//! (GradMap, clipping, the non-finite guard), `init.rs`, `loss.rs`.
+//! (GradMap, clipping, the non-finite guard), `init.rs`, `loss.rs`,
+//! `gradcheck.rs` (whole-module gradient checks).
 //! Training: `optim/` (one optimizer per file, `schedule.rs`), and
 //! `checkpoint.rs`. Tests live in `tests/`, one file per concern.
 
 mod checkpoint;
 mod ctx;
 mod error;
+mod gradcheck;
 mod grads;
 mod init;
 mod layers;
@@ -82,6 +84,7 @@ pub use checkpoint::{
 };
 pub use ctx::Ctx;
 pub use error::{NnError, Result};
+pub use gradcheck::gradcheck_module;
 pub use grads::{clip_grad_norm, GradMap};
 pub use init::{FanMode, Fans, Init, Nonlinearity};
 pub use layers::{

@@ -7,7 +7,7 @@ use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
 use crate::layers::op_error;
 use crate::module::{HasParams, Module};
-use crate::param::{mix_seed, Param, Scope};
+use crate::param::{fnv1a, mix_seed, Param, Scope};
 
 /// Multiplication by a fixed mask: `y = x * mask`; VJP `g * mask`. The
 /// mask (zeros and `1 / (1 - p)`) is drawn by the [`Dropout`] layer.
@@ -55,10 +55,11 @@ impl<T: Element> Op<T> for DropoutOp<T> {
 /// zeroed with probability `p` and the others are scaled by `1 / (1 - p)`;
 /// in evaluation mode it is the identity.
 ///
-/// The mask of each forward pass is drawn from a seed mixing the layer's
-/// seed (derived from the scope's seed and the layer's name) with the next
-/// seed of the step ([`Ctx::next_seed`]), so a run is reproducible and a
-/// resumed run draws the same masks when the step seeds are the same.
+/// The mask of each forward pass is drawn from a seed mixing a hash of the
+/// layer's name with the next seed of the step ([`Ctx::next_seed`]): the
+/// masks depend on nothing that a checkpoint does not restore, so a run is
+/// reproducible and a resumed run draws the same masks when its steps are
+/// seeded the same way (e.g. `Ctx::new().with_seed(step)`).
 ///
 /// # Shapes
 /// Any input; the output has the same shape.
@@ -86,7 +87,7 @@ impl<T: Element> Dropout<T> {
         Ok(Dropout {
             name: scope.prefix().to_string(),
             p,
-            seed: scope.seed_for(scope.prefix()),
+            seed: fnv1a(scope.prefix().as_bytes()),
             training: true,
             _elem: std::marker::PhantomData,
         })
