@@ -3,7 +3,7 @@
 //! outside it with rayon).
 
 use gradlab_tensor::{Element, TensorError};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use crate::error::Result;
 
@@ -28,6 +28,60 @@ pub(crate) fn mat_mut<T: Element>(
         .get_mut(..len)
         .ok_or_else(|| too_short(have, rows, cols))?;
     ArrayViewMut2::from_shape((rows, cols), slice).map_err(|_| too_short(have, rows, cols))
+}
+
+/// `rows x cols` matrix whose row `r` is `data[r*ld .. r*ld + cols]`.
+pub(crate) fn mat_ld<T: Element>(
+    data: &[T],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> Result<ArrayView2<'_, T>> {
+    let len = if rows == 0 { 0 } else { (rows - 1) * ld + cols };
+    let slice = data
+        .get(..len)
+        .ok_or_else(|| too_short(data.len(), rows, cols))?;
+    ArrayView2::from_shape((rows, cols).strides((ld, 1)), slice)
+        .map_err(|_| too_short(data.len(), rows, cols))
+}
+
+/// Mutable `rows x cols` matrix whose row `r` is `data[r*ld .. r*ld + cols]`.
+pub(crate) fn mat_ld_mut<T: Element>(
+    data: &mut [T],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> Result<ArrayViewMut2<'_, T>> {
+    let len = if rows == 0 { 0 } else { (rows - 1) * ld + cols };
+    let have = data.len();
+    let slice = data
+        .get_mut(..len)
+        .ok_or_else(|| too_short(have, rows, cols))?;
+    ArrayViewMut2::from_shape((rows, cols).strides((ld, 1)), slice)
+        .map_err(|_| too_short(have, rows, cols))
+}
+
+/// The weight `[C_out, K]` (`K = C_in/groups * kH * kW`) rearranged as one
+/// `[K, C_out/groups]` block per group: viewed transposed, each block is the
+/// `[C_out/groups, K]` weight matrix of its group stored column by column,
+/// the layout matrixmultiply packs with straight copies.
+pub(crate) fn weight_by_columns<T: Element>(
+    w: &[T],
+    groups: usize,
+    cog: usize,
+    k: usize,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); w.len()];
+    for grp in 0..groups {
+        let src = &w[grp * cog * k..(grp + 1) * cog * k];
+        let dst = &mut out[grp * cog * k..(grp + 1) * cog * k];
+        for (co, row) in src.chunks_exact(k).enumerate() {
+            for (r, &v) in row.iter().enumerate() {
+                dst[r * cog + co] = v;
+            }
+        }
+    }
+    out
 }
 
 fn too_short(len: usize, rows: usize, cols: usize) -> crate::ConvError {

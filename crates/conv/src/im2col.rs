@@ -15,51 +15,89 @@ use gradlab_tensor::Element;
 
 use crate::spec::Geometry;
 
-/// The output columns `[lo, hi)` whose input column `ow*s + off` lies in
-/// `0..w`, for `ow` in `0..out_w`.
-#[inline]
-fn valid_range(off: isize, s: usize, w: usize, out_w: usize) -> (usize, usize) {
-    let s = s as isize;
-    let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
-    let last = w as isize - 1 - off;
-    let hi = if last < 0 { 0 } else { last / s + 1 };
-    let hi = (hi as usize).min(out_w);
-    let lo = (lo as usize).min(hi);
-    (lo, hi)
+/// Row stride of a column matrix with `pt` columns: `pt` rounded up to a
+/// multiple of 16, moved off multiples of 128 elements so that walking down a
+/// column (as GEMM packing does) does not map every row to the same cache set.
+pub(crate) fn col_ld(pt: usize) -> usize {
+    let ld = pt.div_ceil(16) * 16;
+    if ld % 128 == 0 {
+        ld + 16
+    } else {
+        ld
+    }
 }
 
-/// Fills `col` (`[cig*kH*kW, (oh1-oh0)*W_out]`, row-major) from the `cig`
-/// input planes of one group `x` (`[cig, H, W]`, row-major).
-pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry, oh0: usize, oh1: usize, col: &mut [T]) {
+/// Copies `src` into `dst` (same length) with an inlined loop: the segments
+/// are short, so a call to `memcpy` per segment would cost more than the copy.
+#[inline(always)]
+pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d8, s8) in (&mut d).zip(&mut s) {
+        let s8: &[T; 8] = s8.try_into().expect("chunk of 8");
+        let d8: &mut [T; 8] = d8.try_into().expect("chunk of 8");
+        *d8 = *s8;
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
+    }
+}
+
+/// Fills the column matrix of output rows `oh0..oh1` of one group: row `r`
+/// is `col[r*ld .. r*ld + (oh1-oh0)*W_out]`, `x` is the group's `[cig, H, W]`
+/// input planes, row-major.
+///
+/// The input rows the band reads are first copied, with their zero padding,
+/// into `scratch`; every column row is then a run of plain copies with no
+/// bounds logic (one short vector copy per output row when the stride is 1).
+pub(crate) fn im2col<T: Element>(
+    x: &[T],
+    g: &Geometry,
+    oh0: usize,
+    oh1: usize,
+    col: &mut [T],
+    ld: usize,
+    scratch: &mut Vec<T>,
+) {
     let [kh, kw] = g.k;
+    let [sh, sw] = g.s;
+    let [dh, dw] = g.d;
     let (h, w, ow_n) = (g.h, g.w, g.ow);
-    let pt = (oh1 - oh0) * ow_n;
+    let rows = oh1 - oh0;
+    let pt = rows * ow_n;
+    // Padded band: row q is padded input row oh0*sh + q, i.e. input row
+    // oh0*sh + q - pH; columns are padded columns.
+    let wp = w + 2 * g.p[1];
+    let rin = (rows - 1) * sh + (kh - 1) * dh + 1;
+    let plane_len = rin * wp;
+    scratch.clear();
+    scratch.resize(g.cig * plane_len, T::zero());
+    for ci in 0..g.cig {
+        let src_plane = &x[ci * h * w..(ci + 1) * h * w];
+        let dst_plane = &mut scratch[ci * plane_len..(ci + 1) * plane_len];
+        for q in 0..rin {
+            let ih = (oh0 * sh + q) as isize - g.p[0] as isize;
+            if ih >= 0 && (ih as usize) < h && w > 0 {
+                let ih = ih as usize;
+                copy_short(
+                    &mut dst_plane[q * wp + g.p[1]..q * wp + g.p[1] + w],
+                    &src_plane[ih * w..(ih + 1) * w],
+                );
+            }
+        }
+    }
     let mut r = 0;
     for ci in 0..g.cig {
-        let plane = &x[ci * h * w..(ci + 1) * h * w];
+        let plane = &scratch[ci * plane_len..(ci + 1) * plane_len];
         for i in 0..kh {
             for j in 0..kw {
-                let off = (j * g.d[1]) as isize - g.p[1] as isize;
-                let (lo, hi) = valid_range(off, g.s[1], w, ow_n);
-                let row = &mut col[r * pt..(r + 1) * pt];
-                for (t, oh) in (oh0..oh1).enumerate() {
-                    let dst = &mut row[t * ow_n..(t + 1) * ow_n];
-                    let ih = (oh * g.s[0] + i * g.d[0]) as isize - g.p[0] as isize;
-                    if ih < 0 || ih >= h as isize || lo == hi {
-                        dst.fill(T::zero());
-                        continue;
-                    }
-                    let src = &plane[ih as usize * w..(ih as usize + 1) * w];
-                    dst[..lo].fill(T::zero());
-                    dst[hi..].fill(T::zero());
-                    let start = (lo as isize * g.s[1] as isize + off) as usize;
-                    if g.s[1] == 1 {
-                        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                let row = &mut col[r * ld..r * ld + pt];
+                for (t, dst) in row.chunks_exact_mut(ow_n).enumerate() {
+                    let start = (t * sh + i * dh) * wp + j * dw;
+                    if sw == 1 {
+                        copy_short(dst, &plane[start..start + ow_n]);
                     } else {
-                        for (d, s) in dst[lo..hi]
-                            .iter_mut()
-                            .zip(src[start..].iter().step_by(g.s[1]))
-                        {
+                        for (d, s) in dst.iter_mut().zip(plane[start..].iter().step_by(sw)) {
                             *d = *s;
                         }
                     }
@@ -71,40 +109,67 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry, oh0: usize, oh1: usize, 
 }
 
 /// Adds the column matrix `col` (as produced by [`im2col`] for rows
-/// `oh0..oh1`) back onto the input planes `x` of one group (`[cig, H, W]`).
-pub(crate) fn col2im<T: Element>(col: &[T], g: &Geometry, oh0: usize, oh1: usize, x: &mut [T]) {
+/// `oh0..oh1`, row stride `ld`) back onto the input planes `x` of one group
+/// (`[cig, H, W]`).
+///
+/// The columns are first added into a zero-padded copy of the band's input
+/// rows in `scratch` (no bounds logic per tap), whose interior is then added
+/// onto `x`.
+pub(crate) fn col2im<T: Element>(
+    col: &[T],
+    g: &Geometry,
+    oh0: usize,
+    oh1: usize,
+    x: &mut [T],
+    ld: usize,
+    scratch: &mut Vec<T>,
+) {
     let [kh, kw] = g.k;
+    let [sh, sw] = g.s;
+    let [dh, dw] = g.d;
     let (h, w, ow_n) = (g.h, g.w, g.ow);
-    let pt = (oh1 - oh0) * ow_n;
+    let rows = oh1 - oh0;
+    let pt = rows * ow_n;
+    let wp = w + 2 * g.p[1];
+    let rin = (rows - 1) * sh + (kh - 1) * dh + 1;
+    let plane_len = rin * wp;
+    scratch.clear();
+    scratch.resize(g.cig * plane_len, T::zero());
     let mut r = 0;
     for ci in 0..g.cig {
-        let plane = &mut x[ci * h * w..(ci + 1) * h * w];
+        let plane = &mut scratch[ci * plane_len..(ci + 1) * plane_len];
         for i in 0..kh {
             for j in 0..kw {
-                let off = (j * g.d[1]) as isize - g.p[1] as isize;
-                let (lo, hi) = valid_range(off, g.s[1], w, ow_n);
-                let row = &col[r * pt..(r + 1) * pt];
-                r += 1;
-                if lo == hi {
-                    continue;
-                }
-                for (t, oh) in (oh0..oh1).enumerate() {
-                    let ih = (oh * g.s[0] + i * g.d[0]) as isize - g.p[0] as isize;
-                    if ih < 0 || ih >= h as isize {
-                        continue;
-                    }
-                    let src = &row[t * ow_n + lo..t * ow_n + hi];
-                    let dst = &mut plane[ih as usize * w..(ih as usize + 1) * w];
-                    let start = (lo as isize * g.s[1] as isize + off) as usize;
-                    if g.s[1] == 1 {
-                        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(src) {
+                let row = &col[r * ld..r * ld + pt];
+                for (t, src) in row.chunks_exact(ow_n).enumerate() {
+                    let start = (t * sh + i * dh) * wp + j * dw;
+                    if sw == 1 {
+                        for (d, s) in plane[start..start + ow_n].iter_mut().zip(src) {
                             *d = *d + *s;
                         }
                     } else {
-                        for (d, s) in dst[start..].iter_mut().step_by(g.s[1]).zip(src) {
+                        for (d, s) in plane[start..].iter_mut().step_by(sw).zip(src) {
                             *d = *d + *s;
                         }
                     }
+                }
+                r += 1;
+            }
+        }
+    }
+    if w == 0 {
+        return;
+    }
+    for ci in 0..g.cig {
+        let src_plane = &scratch[ci * plane_len..(ci + 1) * plane_len];
+        let dst_plane = &mut x[ci * h * w..(ci + 1) * h * w];
+        for q in 0..rin {
+            let ih = (oh0 * sh + q) as isize - g.p[0] as isize;
+            if ih >= 0 && (ih as usize) < h {
+                let ih = ih as usize;
+                let src = &src_plane[q * wp + g.p[1]..q * wp + g.p[1] + w];
+                for (d, s) in dst_plane[ih * w..(ih + 1) * w].iter_mut().zip(src) {
+                    *d = *d + *s;
                 }
             }
         }
@@ -160,12 +225,19 @@ mod tests {
             let mut oh0 = 0;
             while oh0 < g.oh {
                 let oh1 = (oh0 + band).min(g.oh);
-                let len = g.col_rows() * (oh1 - oh0) * g.ow;
-                let y = values(len, seed ^ 0x9e37_79b9);
-                let mut col = vec![f64::NAN; len];
-                im2col(&x, &g, oh0, oh1, &mut col);
+                let pt = (oh1 - oh0) * g.ow;
+                let ld = col_ld(pt);
+                let len = g.col_rows() * ld;
+                // Entries between pt and ld are never read nor written: keep them 0 in y.
+                let y: Vec<f64> = values(len, seed ^ 0x9e37_79b9)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(e, v)| if e % ld < pt { v } else { 0.0 })
+                    .collect();
+                let mut col = vec![0.0; len];
+                im2col(&x, &g, oh0, oh1, &mut col, ld, &mut Vec::new());
                 let mut back = vec![0.0; x.len()];
-                col2im(&y, &g, oh0, oh1, &mut back);
+                col2im(&y, &g, oh0, oh1, &mut back, ld, &mut Vec::new());
                 let (lhs, rhs) = (dot(&col, &y), dot(&x, &back));
                 prop_assert!((lhs - rhs).abs() <= 1e-12 * (1.0 + lhs.abs()), "{} vs {}", lhs, rhs);
                 oh0 = oh1;
@@ -182,7 +254,7 @@ mod tests {
             .unwrap();
         let x: Vec<f64> = (1..=9).map(f64::from).collect();
         let mut col = vec![f64::NAN; 4 * 4];
-        im2col(&x, &g, 0, 2, &mut col);
+        im2col(&x, &g, 0, 2, &mut col, 4, &mut Vec::new());
         #[rustfmt::skip]
         let expected = [
             0., 0., 0., 5., // tap (0, 0)

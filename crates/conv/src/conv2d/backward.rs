@@ -16,10 +16,10 @@ use ndarray::{s, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
 use super::forward::{bands, tile_rows};
-use super::{pointwise, RawGrads};
+use super::{lane_sum, pointwise, RawGrads};
 use crate::error::Result;
-use crate::gemm::{gemm, internal, mat, mat_mut};
-use crate::im2col::{col2im, im2col};
+use crate::gemm::{gemm, internal, mat, mat_ld, mat_ld_mut, mat_mut};
+use crate::im2col::{col2im, col_ld, im2col};
 use crate::spec::Geometry;
 
 /// Number of chunks the batch is cut into for the weight gradient; a constant,
@@ -49,18 +49,23 @@ pub(super) fn backward<T: Element>(
             .enumerate()
             .collect();
         let direct = g.is_pointwise_direct();
-        let col_len = if direct { 0 } else { kk * tile_rows(g) * g.ow };
+        let col_len = if direct {
+            0
+        } else {
+            kk * col_ld(tile_rows(g) * g.ow)
+        };
         units
             .into_par_iter()
             .try_for_each(|(c, (mut dx_chunk, (dw_p, db_p)))| -> Result<()> {
                 let mut col = vec![T::zero(); col_len];
                 let mut dcol = vec![T::zero(); col_len];
+                let mut scratch = Vec::new();
                 for (b, mut dx_n) in dx_chunk.outer_iter_mut().enumerate() {
                     let n = c * chunk + b;
                     let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
                     let dy_n = &dy[n * g.c_out * p..(n + 1) * g.c_out * p];
                     for (db, plane) in db_p.iter_mut().zip(dy_n.chunks_exact(p)) {
-                        *db = plane.iter().fold(*db, |acc, &v| acc + v);
+                        *db = lane_sum(*db, plane);
                     }
                     let dx_n = dx_n
                         .as_slice_mut()
@@ -86,18 +91,13 @@ pub(super) fn backward<T: Element>(
                                 )?;
                             } else {
                                 let pt = cols.len();
-                                let col = &mut col[..kk * pt];
-                                im2col(x_g, g, oh0, oh1, col);
-                                gemm(
-                                    T::one(),
-                                    dy_t,
-                                    mat(col, kk, pt)?.t(),
-                                    T::one(),
-                                    dw_g.view_mut(),
-                                )?;
-                                let dcol = &mut dcol[..kk * pt];
-                                gemm(T::one(), w_g.t(), dy_t, T::zero(), mat_mut(dcol, kk, pt)?)?;
-                                col2im(dcol, g, oh0, oh1, dx_g);
+                                let ld = col_ld(pt);
+                                im2col(x_g, g, oh0, oh1, &mut col, ld, &mut scratch);
+                                let col_t = mat_ld(&col, kk, pt, ld)?.reversed_axes();
+                                gemm(T::one(), dy_t, col_t, T::one(), dw_g.view_mut())?;
+                                let dcol_m = mat_ld_mut(&mut dcol, kk, pt, ld)?;
+                                gemm(T::one(), w_g.t(), dy_t, T::zero(), dcol_m)?;
+                                col2im(&dcol, g, oh0, oh1, dx_g, ld, &mut scratch);
                             }
                         }
                     }

@@ -4,17 +4,29 @@
 //!
 //! One rayon task handles a run of `(image, input channel)` planes. A plane is
 //! first copied into a zero-bordered scratch buffer, so the loops over the
-//! window need no bounds tests; with stride 1 the innermost loop runs over
-//! [`LANES`] adjacent output columns held in a fixed-size accumulator, which
-//! the compiler keeps in vector registers. The weight and bias gradients are
-//! written per plane and then summed over the batch in image order, so the
-//! result does not depend on the number of threads.
+//! window need no bounds tests.
+//!
+//! With stride 1 the padded plane is treated as one flat array: output pixel
+//! `(oh, ow)` sits at flat position `t = oh*Wp + ow` of a "wide" output with
+//! `Wp` (padded width) columns, and every kernel tap `(i, j)` reads the input
+//! at `t + i*dH*Wp + j*dW`. The convolution becomes a 1-D correlation with
+//! `kH*kW` fixed offsets over a long array, computed [`BLOCK`] outputs at a
+//! time in a fixed-size accumulator the compiler keeps in vector registers;
+//! the `Wp - W_out` wide columns that are not outputs are dropped. The input
+//! gradient is the same correlation on the (zero-extended) output gradient
+//! with the offsets mirrored, and each weight gradient a dot product of two
+//! flat arrays. Other strides run plain loops per output row.
+//!
+//! The weight and bias gradients are written per plane and then summed over
+//! the batch in image order, so the result does not depend on the number of
+//! threads.
 
 use gradlab_tensor::Element;
 use rayon::prelude::*;
 
 use super::RawGrads;
 use crate::error::Result;
+use crate::im2col::copy_short;
 use crate::spec::Geometry;
 
 /// Output columns computed together in the vectorised loops.
@@ -35,6 +47,225 @@ fn padded_dims(g: &Geometry) -> (usize, usize) {
     (g.h + 2 * g.p[0], g.w + 2 * g.p[1])
 }
 
+/// Outputs computed together by the flat (stride 1) kernels.
+const BLOCK: usize = 32;
+
+/// Whether the CPU has AVX2 and FMA (checked once, then cached by std).
+#[inline]
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `acc + a * b`, fused (one rounding) when `FMA`.
+#[inline(always)]
+fn madd<T: Element, const FMA: bool>(acc: T, a: T, b: T) -> T {
+    if FMA {
+        a.mul_add(b, acc)
+    } else {
+        acc + a * b
+    }
+}
+
+/// `out[t] = init[t] + sum_k wk[k] * src[t + offs[k]]` for every `t` of
+/// `out` (whose length is a multiple of [`BLOCK`]), where `init` is `bias`,
+/// or `out`'s previous value when `accumulate`. Taps are added in order.
+///
+/// Runs an AVX2+FMA build of the loop when the CPU has it (chosen at run
+/// time, so the result is the same on every call on one machine).
+#[inline]
+fn flat_corr<T: Element>(
+    src: &[T],
+    offs: &[usize],
+    wk: &[T],
+    bias: T,
+    accumulate: bool,
+    out: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { flat_corr_avx2(src, offs, wk, bias, accumulate, out) };
+        return;
+    }
+    flat_corr_impl::<T, false>(src, offs, wk, bias, accumulate, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn flat_corr_avx2<T: Element>(
+    src: &[T],
+    offs: &[usize],
+    wk: &[T],
+    bias: T,
+    accumulate: bool,
+    out: &mut [T],
+) {
+    flat_corr_impl::<T, true>(src, offs, wk, bias, accumulate, out);
+}
+
+#[inline(always)]
+fn flat_corr_impl<T: Element, const FMA: bool>(
+    src: &[T],
+    offs: &[usize],
+    wk: &[T],
+    bias: T,
+    accumulate: bool,
+    out: &mut [T],
+) {
+    for (b, out_b) in out.chunks_exact_mut(BLOCK).enumerate() {
+        let t0 = b * BLOCK;
+        let mut acc = [bias; BLOCK];
+        if accumulate {
+            acc.copy_from_slice(out_b);
+        }
+        for (&off, &wv) in offs.iter().zip(wk) {
+            let s: &[T; BLOCK] = src[t0 + off..t0 + off + BLOCK]
+                .try_into()
+                .expect("a block of BLOCK elements");
+            for l in 0..BLOCK {
+                acc[l] = madd::<T, FMA>(acc[l], wv, s[l]);
+            }
+        }
+        out_b.copy_from_slice(&acc);
+    }
+}
+
+/// Taps whose weight gradients one pass of [`flat_dots`] computes.
+const DOT_TAPS: usize = 3;
+/// Elements per iteration of [`flat_dots`].
+const DOT_WIDTH: usize = 16;
+
+/// `out[k] = sum_t a[t] * b[t + offs[k]]` for `t < len` (`len` a multiple of
+/// [`DOT_WIDTH`]), [`DOT_TAPS`] taps per pass over `a` so the partial sums of
+/// several taps advance together; partial sums are added in a fixed order.
+/// AVX2+FMA build when the CPU has it.
+#[inline]
+fn flat_dots<T: Element>(a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { flat_dots_avx2(a, b, len, offs, out) };
+        return;
+    }
+    flat_dots_impl::<T, false>(a, b, len, offs, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn flat_dots_avx2<T: Element>(a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T]) {
+    flat_dots_impl::<T, true>(a, b, len, offs, out);
+}
+
+#[inline(always)]
+fn flat_dots_impl<T: Element, const FMA: bool>(
+    a: &[T],
+    b: &[T],
+    len: usize,
+    offs: &[usize],
+    out: &mut [T],
+) {
+    let a = &a[..len];
+    for (group, out_g) in offs.chunks(DOT_TAPS).zip(out.chunks_mut(DOT_TAPS)) {
+        // Pad a short last group with its last tap; the extra sums are dropped.
+        let mut o = [0usize; DOT_TAPS];
+        for (d, k) in o.iter_mut().zip(0..) {
+            *d = group[k.min(group.len() - 1)];
+        }
+        let bs: [&[T]; DOT_TAPS] = o.map(|off| &b[off..off + len]);
+        let mut acc = [[T::zero(); DOT_WIDTH]; DOT_TAPS];
+        for (c, x) in a.chunks_exact(DOT_WIDTH).enumerate() {
+            let x: &[T; DOT_WIDTH] = x.try_into().expect("a chunk of DOT_WIDTH");
+            for (acc_k, b_k) in acc.iter_mut().zip(&bs) {
+                let y: &[T; DOT_WIDTH] = b_k[c * DOT_WIDTH..(c + 1) * DOT_WIDTH]
+                    .try_into()
+                    .expect("a chunk of DOT_WIDTH");
+                for l in 0..DOT_WIDTH {
+                    acc_k[l] = madd::<T, FMA>(acc_k[l], x[l], y[l]);
+                }
+            }
+        }
+        for (dst, acc_k) in out_g.iter_mut().zip(&acc) {
+            *dst = super::lane_sum(T::zero(), acc_k);
+        }
+    }
+}
+
+/// Flat geometry of the stride-1 kernels for one plane.
+struct Flat {
+    /// Padded width.
+    wp: usize,
+    /// Flat offset of each tap `(i, j)`: `i*dH*Wp + j*dW`.
+    offs: Vec<usize>,
+    /// Wide output length `H_out * Wp` rounded up to [`BLOCK`].
+    out_len: usize,
+    /// Length of the padded-plane buffer, with room for the last block.
+    pad_len: usize,
+    /// Input-gradient offsets: `pH*Wp + E - offs[k]`, `E` the largest offset.
+    back_offs: Vec<usize>,
+    /// Wide input-gradient length `H * Wp` rounded up to [`BLOCK`].
+    in_len: usize,
+    /// Length of the weight-gradient dot products: `H_out * Wp` rounded up
+    /// to [`DOT_WIDTH`] (the wide output gradient is zero past its end).
+    dot_len: usize,
+    /// Where the wide output gradient starts in its zero-extended buffer (`E`).
+    ext_start: usize,
+    /// Length of that buffer.
+    ext_len: usize,
+}
+
+impl Flat {
+    fn new(g: &Geometry) -> Self {
+        let (hp, wp) = padded_dims(g);
+        let offs: Vec<usize> = (0..g.k[0])
+            .flat_map(|i| (0..g.k[1]).map(move |j| i * g.d[0] * wp + j * g.d[1]))
+            .collect();
+        let e = offs.last().copied().unwrap_or(0);
+        let out_len = (g.oh * wp).div_ceil(BLOCK) * BLOCK;
+        let in_len = (g.h * wp).div_ceil(BLOCK) * BLOCK;
+        let back_offs = offs.iter().map(|&o| g.p[0] * wp + e - o).collect();
+        Flat {
+            wp,
+            pad_len: (hp * wp).max(out_len + e) + BLOCK,
+            out_len,
+            back_offs,
+            in_len,
+            dot_len: (g.oh * wp).div_ceil(DOT_WIDTH) * DOT_WIDTH,
+            ext_start: e,
+            ext_len: in_len + g.p[0] * wp + 2 * e + hp * wp + BLOCK,
+            offs,
+        }
+    }
+}
+
+/// Copies `rows` rows of `width` elements from `src` (row `r` at
+/// `src_off + r*src_stride`) to `dst` (row `r` at `dst_off + r*dst_stride`),
+/// with index arithmetic only (no divisions, no calls per row).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn copy_rows<T: Copy>(
+    dst: &mut [T],
+    dst_off: usize,
+    dst_stride: usize,
+    src: &[T],
+    src_off: usize,
+    src_stride: usize,
+    rows: usize,
+    width: usize,
+) {
+    for r in 0..rows {
+        let d = dst_off + r * dst_stride;
+        let s = src_off + r * src_stride;
+        copy_short(&mut dst[d..d + width], &src[s..s + width]);
+    }
+}
+
 /// Copies `plane` (`H x W`) into the interior of `pad`; the border of `pad`
 /// is zero from its allocation and never written.
 #[inline]
@@ -42,10 +273,7 @@ fn fill_interior<T: Element>(plane: &[T], g: &Geometry, wp: usize, pad: &mut [T]
     if g.w == 0 {
         return;
     }
-    for (r, src) in plane.chunks_exact(g.w).enumerate() {
-        let start = (r + g.p[0]) * wp + g.p[1];
-        pad[start..start + g.w].copy_from_slice(src);
-    }
+    copy_rows(pad, g.p[0] * wp + g.p[1], wp, plane, 0, g.w, g.h, g.w);
 }
 
 /// One output plane: `out[oh, ow] = b + sum_{i, j} wk[i, j] * pad[oh*sH + i*dH, ow*sW + j*dW]`.
@@ -96,6 +324,26 @@ pub(super) fn forward<T: Element>(
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
     let (hp, wp) = padded_dims(g);
     let mut out = vec![T::zero(); g.n * g.c_out * op];
+    if g.s == [1, 1] {
+        let f = Flat::new(g);
+        out.par_chunks_mut(m * op)
+            .enumerate()
+            .with_min_len(min_planes(g))
+            .for_each_init(
+                || (vec![T::zero(); f.pad_len], vec![T::zero(); f.out_len]),
+                |(pad, wide), (idx, out_c)| {
+                    let c = idx % g.c_in;
+                    fill_interior(&x[idx * hw..(idx + 1) * hw], g, f.wp, pad);
+                    for q in 0..m {
+                        let co = c * m + q;
+                        let b = bias.map_or(T::zero(), |b| b[co]);
+                        flat_corr(pad, &f.offs, &w[co * kk..(co + 1) * kk], b, false, wide);
+                        copy_rows(out_c, q * op, g.ow, wide, 0, f.wp, g.oh, g.ow);
+                    }
+                },
+            );
+        return Ok(out);
+    }
     out.par_chunks_mut(m * op)
         .enumerate()
         .with_min_len(min_planes(g))
@@ -161,7 +409,7 @@ fn plane_backward<T: Element>(
     for q in 0..g.cog {
         let dy_q = &dy[q * op..(q + 1) * op];
         let wk_q = &wk[q * kk..(q + 1) * kk];
-        db[q] = dy_q.iter().fold(T::zero(), |a, &v| a + v);
+        db[q] = super::lane_sum(T::zero(), dy_q);
         // Weight gradient: correlation of the padded input with dy.
         for i in 0..kh {
             for j in 0..kw {
@@ -219,30 +467,77 @@ pub(super) fn backward<T: Element>(
     } else {
         dx.chunks_mut(hw).collect()
     };
-    dx_chunks
-        .par_iter_mut()
-        .zip(dw_part.par_chunks_mut(m * kk))
-        .zip(db_part.par_chunks_mut(m))
-        .enumerate()
-        .with_min_len(min_planes(g))
-        .for_each_init(
-            || (vec![T::zero(); hp * wp], vec![T::zero(); hp * wp]),
-            |(padx, padg), (idx, ((dx_c, dw_c), db_c))| {
-                let c = idx % g.c_in;
-                fill_interior(&x[idx * hw..(idx + 1) * hw], g, wp, padx);
-                plane_backward(
-                    padx,
-                    padg,
-                    wp,
-                    &w[c * m * kk..(c + 1) * m * kk],
-                    &dy[idx * m * op..(idx + 1) * m * op],
-                    g,
-                    dx_c,
-                    dw_c,
-                    db_c,
-                );
-            },
-        );
+    if g.s == [1, 1] {
+        let f = Flat::new(g);
+        dx_chunks
+            .par_iter_mut()
+            .zip(dw_part.par_chunks_mut(m * kk))
+            .zip(db_part.par_chunks_mut(m))
+            .enumerate()
+            .with_min_len(min_planes(g))
+            .for_each_init(
+                || {
+                    (
+                        vec![T::zero(); f.pad_len],
+                        vec![T::zero(); f.ext_len],
+                        vec![T::zero(); f.in_len],
+                    )
+                },
+                |(pad, ext, wide), (idx, ((dx_c, dw_c), db_c))| {
+                    let c = idx % g.c_in;
+                    fill_interior(&x[idx * hw..(idx + 1) * hw], g, f.wp, pad);
+                    for q in 0..m {
+                        let co = c * m + q;
+                        let dy_q = &dy[(idx * m + q) * op..(idx * m + q + 1) * op];
+                        db_c[q] = super::lane_sum(T::zero(), dy_q);
+                        // The output gradient laid out wide (zeros in the
+                        // columns that are not outputs), after E zeros.
+                        copy_rows(ext, f.ext_start, f.wp, dy_q, 0, g.ow, g.oh, g.ow);
+                        flat_dots(
+                            &ext[f.ext_start..],
+                            pad,
+                            f.dot_len,
+                            &f.offs,
+                            &mut dw_c[q * kk..(q + 1) * kk],
+                        );
+                        flat_corr(
+                            ext,
+                            &f.back_offs,
+                            &w[co * kk..(co + 1) * kk],
+                            T::zero(),
+                            q > 0,
+                            wide,
+                        );
+                    }
+                    copy_rows(dx_c, 0, g.w, wide, g.p[1], f.wp, g.h, g.w);
+                },
+            );
+    } else {
+        dx_chunks
+            .par_iter_mut()
+            .zip(dw_part.par_chunks_mut(m * kk))
+            .zip(db_part.par_chunks_mut(m))
+            .enumerate()
+            .with_min_len(min_planes(g))
+            .for_each_init(
+                || (vec![T::zero(); hp * wp], vec![T::zero(); hp * wp]),
+                |(padx, padg), (idx, ((dx_c, dw_c), db_c))| {
+                    let c = idx % g.c_in;
+                    fill_interior(&x[idx * hw..(idx + 1) * hw], g, wp, padx);
+                    plane_backward(
+                        padx,
+                        padg,
+                        wp,
+                        &w[c * m * kk..(c + 1) * m * kk],
+                        &dy[idx * m * op..(idx + 1) * m * op],
+                        g,
+                        dx_c,
+                        dw_c,
+                        db_c,
+                    );
+                },
+            );
+    }
     // Sum the per-image gradients in image order.
     let mut dwt = vec![T::zero(); g.c_out * kk];
     let mut dbt = vec![T::zero(); g.c_out];

@@ -9,14 +9,14 @@ use rayon::prelude::*;
 
 use super::pointwise;
 use crate::error::Result;
-use crate::gemm::{gemm, mat};
-use crate::im2col::im2col;
+use crate::gemm::{gemm, mat, mat_ld, weight_by_columns};
+use crate::im2col::{col_ld, im2col};
 use crate::spec::Geometry;
 
 /// Output pixels per band: bounds the im2col buffer (a band of
 /// `C_in/groups*kH*kW x TILE_PIXELS` stays in the L2 cache for the small
 /// channel counts of CNNs) and gives rayon work when the batch is small.
-pub(crate) const TILE_PIXELS: usize = 1024;
+pub(crate) const TILE_PIXELS: usize = 256;
 
 /// Output rows per band: whole rows, about [`TILE_PIXELS`] pixels.
 pub(crate) fn tile_rows(g: &Geometry) -> usize {
@@ -51,22 +51,27 @@ pub(super) fn forward<T: Element>(
         }
     }
     let direct = g.is_pointwise_direct();
-    let col_len = if direct { 0 } else { kk * tile_rows(g) * g.ow };
+    let col_len = if direct {
+        0
+    } else {
+        kk * col_ld(tile_rows(g) * g.ow)
+    };
+    let wt = weight_by_columns(w, g.groups, g.cog, kk);
     units.into_par_iter().try_for_each_init(
-        || vec![T::zero(); col_len],
-        |col, (n, oh0, oh1, mut band)| -> Result<()> {
+        || (vec![T::zero(); col_len], Vec::new()),
+        |(col, scratch), (n, oh0, oh1, mut band)| -> Result<()> {
             let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
             let pt = (oh1 - oh0) * g.ow;
             for grp in 0..g.groups {
                 let x_g = &x_n[grp * g.cig * hw..(grp + 1) * g.cig * hw];
-                let w_g = mat(&w[grp * g.cog * kk..], g.cog, kk)?;
+                let w_g = mat(&wt[grp * g.cog * kk..], kk, g.cog)?.reversed_axes();
                 let out_g = band.slice_mut(s![grp * g.cog..(grp + 1) * g.cog, ..]);
                 if direct {
                     pointwise::forward_tile(w_g, x_g, g, oh0 * g.ow..oh1 * g.ow, out_g)?;
                 } else {
-                    let col = &mut col[..kk * pt];
-                    im2col(x_g, g, oh0, oh1, col);
-                    gemm(T::one(), w_g, mat(col, kk, pt)?, T::zero(), out_g)?;
+                    let ld = col_ld(pt);
+                    im2col(x_g, g, oh0, oh1, col, ld, scratch);
+                    gemm(T::one(), w_g, mat_ld(col, kk, pt, ld)?, T::zero(), out_g)?;
                 }
             }
             if let Some(b) = bias {

@@ -168,6 +168,28 @@ pub(crate) struct RawGrads<T> {
     pub bias: Vec<T>,
 }
 
+/// `init + sum(values)`, summed in 8 interleaved partial sums (so the
+/// additions vectorise instead of waiting on each other), always in the same
+/// order.
+#[inline]
+pub(crate) fn lane_sum<T: Element>(init: T, values: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = *a + v;
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::zero(), |a, &v| a + v);
+    let pairs = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    init + (((pairs[0] + pairs[2]) + (pairs[1] + pairs[3])) + tail)
+}
+
 /// The shape of a 4-D array as an array.
 pub(crate) fn shape4<S: Data>(a: &ArrayBase<S, ndarray::Ix4>) -> [usize; 4] {
     let (n, c, h, w) = a.dim();
