@@ -31,15 +31,59 @@ pub(crate) fn col_ld(pt: usize) -> usize {
 /// are short, so a call to `memcpy` per segment would cost more than the copy.
 #[inline(always)]
 pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d8, s8) in (&mut d).zip(&mut s) {
-        let s8: &[T; 8] = s8.try_into().expect("chunk of 8");
-        let d8: &mut [T; 8] = d8.try_into().expect("chunk of 8");
-        *d8 = *s8;
+    let n = dst.len();
+    let src = &src[..n];
+    let mut i = 0;
+    while i + 8 <= n {
+        // A constant-length copy: a couple of vector moves, no call.
+        dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+        i += 8;
     }
-    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *a = *b;
+    while i < n {
+        dst[i] = src[i];
+        i += 1;
+    }
+}
+
+/// Layout of the zero-padded copy of the input rows a band of output rows
+/// reads, for one group: per input channel, `sW` phase planes, phase `f`
+/// holding padded columns `f, f + sW, f + 2sW, ...` of each band row. With
+/// that split, the input columns `ow*sW + j*dW` of a tap `j` are the
+/// contiguous run `ow + (j*dW) / sW` of phase `(j*dW) % sW`, whatever the
+/// stride; with stride 1 there is one phase, the padded rows themselves.
+struct Band {
+    /// Padded input row of band row 0: `oh0 * sH` (input row minus `pH`).
+    row0: usize,
+    /// Band rows: `(rows - 1) * sH + (kH - 1) * dH + 1`.
+    rin: usize,
+    /// Elements per phase row: `ceil((W + 2pW) / sW)`.
+    wq: usize,
+}
+
+impl Band {
+    fn new(g: &Geometry, oh0: usize, oh1: usize) -> Self {
+        let wp = g.w + 2 * g.p[1];
+        Band {
+            row0: oh0 * g.s[0],
+            rin: (oh1 - oh0 - 1) * g.s[0] + (g.k[0] - 1) * g.d[0] + 1,
+            wq: wp.div_ceil(g.s[1]),
+        }
+    }
+
+    fn channel_len(&self, g: &Geometry) -> usize {
+        g.s[1] * self.rin * self.wq
+    }
+
+    /// Start of row `q` of phase `f` of channel `ci`.
+    #[inline(always)]
+    fn row(&self, g: &Geometry, ci: usize, f: usize, q: usize) -> usize {
+        ((ci * g.s[1] + f) * self.rin + q) * self.wq
+    }
+
+    /// The input row of band row `q`, if it is not padding.
+    #[inline(always)]
+    fn input_row(&self, g: &Geometry, q: usize) -> Option<usize> {
+        (self.row0 + q).checked_sub(g.p[0]).filter(|&ih| ih < g.h)
     }
 }
 
@@ -47,9 +91,10 @@ pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
 /// is `col[r*ld .. r*ld + (oh1-oh0)*W_out]`, `x` is the group's `[cig, H, W]`
 /// input planes, row-major.
 ///
-/// The input rows the band reads are first copied, with their zero padding,
-/// into `scratch`; every column row is then a run of plain copies with no
-/// bounds logic (one short vector copy per output row when the stride is 1).
+/// The input rows the band reads are first copied, with their zero padding
+/// and split into column phases (see [`Band`]), into `scratch`; every row of
+/// the column matrix is then a run of short contiguous copies, one per
+/// output row, with no bounds logic.
 pub(crate) fn im2col<T: Element>(
     x: &[T],
     g: &Geometry,
@@ -63,44 +108,49 @@ pub(crate) fn im2col<T: Element>(
     let [sh, sw] = g.s;
     let [dh, dw] = g.d;
     let (h, w, ow_n) = (g.h, g.w, g.ow);
-    let rows = oh1 - oh0;
-    let pt = rows * ow_n;
-    // Padded band: row q is padded input row oh0*sh + q, i.e. input row
-    // oh0*sh + q - pH; columns are padded columns.
-    let wp = w + 2 * g.p[1];
-    let rin = (rows - 1) * sh + (kh - 1) * dh + 1;
-    let plane_len = rin * wp;
+    let pt = (oh1 - oh0) * ow_n;
+    let band = Band::new(g, oh0, oh1);
     scratch.clear();
-    scratch.resize(g.cig * plane_len, T::zero());
-    for ci in 0..g.cig {
-        let src_plane = &x[ci * h * w..(ci + 1) * h * w];
-        let dst_plane = &mut scratch[ci * plane_len..(ci + 1) * plane_len];
-        for q in 0..rin {
-            let ih = (oh0 * sh + q) as isize - g.p[0] as isize;
-            if ih >= 0 && (ih as usize) < h && w > 0 {
-                let ih = ih as usize;
-                copy_short(
-                    &mut dst_plane[q * wp + g.p[1]..q * wp + g.p[1] + w],
-                    &src_plane[ih * w..(ih + 1) * w],
-                );
+    scratch.resize(g.cig * band.channel_len(g), T::zero());
+    let wp = w + 2 * g.p[1];
+    let mut padded_row = vec![T::zero(); if sw > 1 { wp } else { 0 }];
+    if w > 0 {
+        for ci in 0..g.cig {
+            let src_plane = &x[ci * h * w..(ci + 1) * h * w];
+            for q in 0..band.rin {
+                let Some(ih) = band.input_row(g, q) else {
+                    continue;
+                };
+                let src = &src_plane[ih * w..(ih + 1) * w];
+                if sw == 1 {
+                    let d = band.row(g, ci, 0, q) + g.p[1];
+                    copy_short(&mut scratch[d..d + w], src);
+                } else {
+                    // Pad the row, then deal its columns out to the phases.
+                    copy_short(&mut padded_row[g.p[1]..g.p[1] + w], src);
+                    for f in 0..sw {
+                        let d = band.row(g, ci, f, q);
+                        let n = wp.saturating_sub(f).div_ceil(sw);
+                        for (k, dst) in scratch[d..d + n].iter_mut().enumerate() {
+                            *dst = padded_row[f + k * sw];
+                        }
+                    }
+                }
             }
         }
     }
     let mut r = 0;
     for ci in 0..g.cig {
-        let plane = &scratch[ci * plane_len..(ci + 1) * plane_len];
         for i in 0..kh {
             for j in 0..kw {
+                let (f, off) = ((j * dw) % sw, (j * dw) / sw);
                 let row = &mut col[r * ld..r * ld + pt];
-                for (t, dst) in row.chunks_exact_mut(ow_n).enumerate() {
-                    let start = (t * sh + i * dh) * wp + j * dw;
-                    if sw == 1 {
-                        copy_short(dst, &plane[start..start + ow_n]);
-                    } else {
-                        for (d, s) in dst.iter_mut().zip(plane[start..].iter().step_by(sw)) {
-                            *d = *s;
-                        }
-                    }
+                for t in 0..oh1 - oh0 {
+                    let start = band.row(g, ci, f, t * sh + i * dh) + off;
+                    copy_short(
+                        &mut row[t * ow_n..(t + 1) * ow_n],
+                        &scratch[start..start + ow_n],
+                    );
                 }
                 r += 1;
             }
@@ -112,9 +162,9 @@ pub(crate) fn im2col<T: Element>(
 /// `oh0..oh1`, row stride `ld`) back onto the input planes `x` of one group
 /// (`[cig, H, W]`).
 ///
-/// The columns are first added into a zero-padded copy of the band's input
-/// rows in `scratch` (no bounds logic per tap), whose interior is then added
-/// onto `x`.
+/// The columns are first added into a zero-padded, phase-split copy of the
+/// band's input rows in `scratch` (contiguous runs, no bounds logic), whose
+/// interior is then added onto `x`.
 pub(crate) fn col2im<T: Element>(
     col: &[T],
     g: &Geometry,
@@ -128,29 +178,21 @@ pub(crate) fn col2im<T: Element>(
     let [sh, sw] = g.s;
     let [dh, dw] = g.d;
     let (h, w, ow_n) = (g.h, g.w, g.ow);
-    let rows = oh1 - oh0;
-    let pt = rows * ow_n;
-    let wp = w + 2 * g.p[1];
-    let rin = (rows - 1) * sh + (kh - 1) * dh + 1;
-    let plane_len = rin * wp;
+    let pt = (oh1 - oh0) * ow_n;
+    let band = Band::new(g, oh0, oh1);
     scratch.clear();
-    scratch.resize(g.cig * plane_len, T::zero());
+    scratch.resize(g.cig * band.channel_len(g), T::zero());
     let mut r = 0;
     for ci in 0..g.cig {
-        let plane = &mut scratch[ci * plane_len..(ci + 1) * plane_len];
         for i in 0..kh {
             for j in 0..kw {
+                let (f, off) = ((j * dw) % sw, (j * dw) / sw);
                 let row = &col[r * ld..r * ld + pt];
-                for (t, src) in row.chunks_exact(ow_n).enumerate() {
-                    let start = (t * sh + i * dh) * wp + j * dw;
-                    if sw == 1 {
-                        for (d, s) in plane[start..start + ow_n].iter_mut().zip(src) {
-                            *d = *d + *s;
-                        }
-                    } else {
-                        for (d, s) in plane[start..].iter_mut().step_by(sw).zip(src) {
-                            *d = *d + *s;
-                        }
+                for t in 0..oh1 - oh0 {
+                    let start = band.row(g, ci, f, t * sh + i * dh) + off;
+                    let src = &row[t * ow_n..(t + 1) * ow_n];
+                    for (d, s) in scratch[start..start + ow_n].iter_mut().zip(src) {
+                        *d = *d + *s;
                     }
                 }
                 r += 1;
@@ -161,15 +203,24 @@ pub(crate) fn col2im<T: Element>(
         return;
     }
     for ci in 0..g.cig {
-        let src_plane = &scratch[ci * plane_len..(ci + 1) * plane_len];
         let dst_plane = &mut x[ci * h * w..(ci + 1) * h * w];
-        for q in 0..rin {
-            let ih = (oh0 * sh + q) as isize - g.p[0] as isize;
-            if ih >= 0 && (ih as usize) < h {
-                let ih = ih as usize;
-                let src = &src_plane[q * wp + g.p[1]..q * wp + g.p[1] + w];
-                for (d, s) in dst_plane[ih * w..(ih + 1) * w].iter_mut().zip(src) {
+        for q in 0..band.rin {
+            let Some(ih) = band.input_row(g, q) else {
+                continue;
+            };
+            let dst = &mut dst_plane[ih * w..(ih + 1) * w];
+            if sw == 1 {
+                let s0 = band.row(g, ci, 0, q) + g.p[1];
+                for (d, s) in dst.iter_mut().zip(&scratch[s0..s0 + w]) {
                     *d = *d + *s;
+                }
+            } else {
+                for f in 0..sw {
+                    let iw0 = (f + sw - g.p[1] % sw) % sw;
+                    let s0 = band.row(g, ci, f, q) + (iw0 + g.p[1]) / sw;
+                    for (d, &v) in dst[iw0.min(w)..].iter_mut().step_by(sw).zip(&scratch[s0..]) {
+                        *d = *d + v;
+                    }
                 }
             }
         }

@@ -10,7 +10,7 @@ use gradlab_tensor::Element;
 use ndarray::{Array4, ArrayView4};
 use rayon::prelude::*;
 
-use crate::conv2d::{into_array4, shape4, slice_of};
+use crate::conv2d::{into_array4, shape4, slice_of, zeros};
 use crate::error::{ConvError, Result};
 
 /// The window of a pooling layer, as in PyTorch's `MaxPool2d(kernel_size,
@@ -237,7 +237,7 @@ pub fn max_pool2d<T: Element>(input: ArrayView4<'_, T>, spec: &Pool2dSpec) -> Re
     let xs = slice_of(&x)?;
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
-    let mut out = vec![T::zero(); oshape.iter().product()];
+    let mut out = zeros(oshape.iter().product());
     out.par_chunks_mut(oh_n * ow_n)
         .enumerate()
         .for_each(|(idx, out_p)| {
@@ -274,7 +274,7 @@ pub fn max_pool2d_backward<T: Element>(
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
     let op_len = oh_n * ow_n;
-    let mut dx = vec![T::zero(); ishape.iter().product()];
+    let mut dx = zeros(ishape.iter().product());
     dx.par_chunks_mut(h * w)
         .enumerate()
         .for_each(|(idx, dx_p)| {
@@ -328,7 +328,7 @@ pub fn avg_pool2d<T: Element>(input: ArrayView4<'_, T>, spec: &Pool2dSpec) -> Re
     let xs = slice_of(&x)?;
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
-    let mut out = vec![T::zero(); oshape.iter().product()];
+    let mut out = zeros(oshape.iter().product());
     out.par_chunks_mut(oh_n * ow_n)
         .enumerate()
         .for_each(|(idx, out_p)| {
@@ -372,7 +372,7 @@ pub fn avg_pool2d_backward<T: Element>(
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
     let op_len = oh_n * ow_n;
-    let mut dx = vec![T::zero(); ishape.iter().product()];
+    let mut dx = zeros(ishape.iter().product());
     dx.par_chunks_mut(h * w)
         .enumerate()
         .for_each(|(idx, dx_p)| {
@@ -451,7 +451,7 @@ pub fn global_avg_pool2d_backward<T: Element>(
     let hw = ishape[2] * ishape[3];
     let scale = T::of_f64(hw as f64);
     let dy: Vec<T> = grad_output.iter().copied().collect();
-    let mut dx = vec![T::zero(); ishape.iter().product()];
+    let mut dx = zeros(ishape.iter().product());
     dx.par_chunks_mut(hw)
         .zip(dy.par_iter())
         .for_each(|(plane, &d)| plane.fill(d / scale));

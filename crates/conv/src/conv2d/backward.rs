@@ -36,7 +36,7 @@ pub(super) fn backward<T: Element>(
     let chunk = g.n.div_ceil(BATCH_CHUNKS).max(1);
     let n_chunks = g.n.div_ceil(chunk);
     let wlen = g.c_out * kk;
-    let mut dx = vec![T::zero(); g.n * g.c_in * hw];
+    let mut dx = super::zeros(g.n * g.c_in * hw);
     let mut partials: Vec<(Vec<T>, Vec<T>)> = (0..n_chunks)
         .map(|_| (vec![T::zero(); wlen], vec![T::zero(); g.c_out]))
         .collect();

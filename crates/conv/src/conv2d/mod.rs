@@ -13,6 +13,7 @@ mod pointwise;
 
 use gradlab_tensor::{Element, TensorError};
 use ndarray::{Array1, Array4, ArrayBase, ArrayView1, ArrayView4, Data, Dimension};
+use rayon::iter::ParallelExtend;
 
 use crate::error::{ConvError, Result};
 use crate::spec::{Conv2dSpec, Geometry};
@@ -166,6 +167,14 @@ pub(crate) struct RawGrads<T> {
     pub input: Vec<T>,
     pub weight: Vec<T>,
     pub bias: Vec<T>,
+}
+
+/// A vector of `n` zeros written by all rayon threads: large outputs are
+/// otherwise zeroed by the calling thread alone before the parallel work.
+pub(crate) fn zeros<T: Element>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(T::zero(), n));
+    v
 }
 
 /// `init + sum(values)`, summed in 8 interleaved partial sums (so the
