@@ -89,9 +89,9 @@ pub use grads::{clip_grad_norm, GradMap};
 pub use init::{FanMode, Fans, Init, Nonlinearity};
 pub use layers::{
     Activation, ActivationKind, AvgPool2d, AvgPool2dOp, BatchNorm, BatchNorm1d, BatchNorm2d,
-    BatchNormConfig, BatchNormEvalOp, BatchNormTrainOp, Conv2d, Conv2dConfig, Conv2dOp, Dropout,
-    DropoutOp, Flatten, GeluOp, GlobalAvgPool2d, GlobalAvgPool2dOp, Identity, LeakyReluOp, Linear,
-    LinearConfig, LinearOp, MaxPool2d, MaxPool2dOp, Sequential,
+    BatchNormConfig, BatchNormEvalOp, BatchNormTrainOp, BatchStats, Conv2d, Conv2dConfig, Conv2dOp,
+    Dropout, DropoutOp, Flatten, GeluOp, GlobalAvgPool2d, GlobalAvgPool2dOp, Identity, LeakyReluOp,
+    Linear, LinearConfig, LinearOp, MaxPool2d, MaxPool2dOp, Sequential,
 };
 pub use loss::{accuracy, cross_entropy, mse, CrossEntropyOp, CrossEntropyOptions};
 pub use module::{check_unique_names, HasParams, Module};
@@ -100,3 +100,6 @@ pub use optim::{
     OptimizerState, Sgd, SgdConfig, StepDecay, Warmup,
 };
 pub use param::{validate_name, Param, Role, Scope};
+
+/// The convolution and pooling specs the layers take, re-exported.
+pub use gradlab_conv::{Conv2dSpec, ConvKind, Pool2dSpec};

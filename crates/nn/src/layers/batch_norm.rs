@@ -9,6 +9,8 @@
 
 use gradlab_autodiff::{expect_arity, Op, Result as AdResult, Var};
 use gradlab_tensor::{Element, Tensor};
+use std::sync::{Arc, OnceLock};
+
 use rayon::prelude::*;
 
 use crate::ctx::Ctx;
@@ -29,69 +31,133 @@ fn ncs(op: &'static str, shape: &[usize]) -> AdResult<(usize, usize, usize)> {
     Ok((shape[0], shape[1], shape[2..].iter().product()))
 }
 
-/// Per-channel sums over planes of length `s`: `f(plane)` per (image,
-/// channel) plane in parallel, then summed over images in order.
-fn channel_sums<T: Element>(
-    xs: &[T],
+/// `(sum (x - k), sum (x - k)^2)` over a plane, in `f64` with four
+/// independent accumulators (so the loop vectorises).
+#[inline]
+fn shifted_sums<T: Element>(plane: &[T], k: f64) -> (f64, f64) {
+    let mut s = [0.0f64; 4];
+    let mut q = [0.0f64; 4];
+    let chunks = plane.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..4 {
+            let d = c[i].as_f64() - k;
+            s[i] += d;
+            q[i] += d * d;
+        }
+    }
+    for v in rest {
+        let d = v.as_f64() - k;
+        s[0] += d;
+        q[0] += d * d;
+    }
+    (s[0] + s[1] + s[2] + s[3], q[0] + q[1] + q[2] + q[3])
+}
+
+/// `(sum dy, sum dy (x - mu))` over a pair of planes, like [`shifted_sums`].
+#[inline]
+fn grad_sums<T: Element>(dy: &[T], x: &[T], mu: f64) -> (f64, f64) {
+    let mut s = [0.0f64; 4];
+    let mut q = [0.0f64; 4];
+    let chunks = dy.chunks_exact(4).zip(x.chunks_exact(4));
+    let n4 = dy.len() / 4 * 4;
+    for (d, v) in chunks {
+        for i in 0..4 {
+            let g = d[i].as_f64();
+            s[i] += g;
+            q[i] += g * (v[i].as_f64() - mu);
+        }
+    }
+    for (d, v) in dy[n4..].iter().zip(&x[n4..]) {
+        let g = d.as_f64();
+        s[0] += g;
+        q[0] += g * (v.as_f64() - mu);
+    }
+    (s[0] + s[1] + s[2] + s[3], q[0] + q[1] + q[2] + q[3])
+}
+
+/// Per-channel pairs of sums: `f(channel, plane index)` on every (image,
+/// channel) plane in parallel, then added up over the images in order (so
+/// the result does not depend on the number of threads).
+fn per_channel(
     n: usize,
     c: usize,
-    s: usize,
-    f: impl Fn(usize, &[T]) -> f64 + Sync,
-) -> Vec<f64> {
-    let planes: Vec<f64> = if s == 0 {
-        vec![0.0; n * c]
-    } else {
-        xs.par_chunks(s)
-            .enumerate()
-            .map(|(i, plane)| f(i % c, plane))
-            .collect()
-    };
-    let mut out = vec![0.0; c];
+    f: impl Fn(usize, usize) -> (f64, f64) + Sync,
+) -> Vec<(f64, f64)> {
+    let planes: Vec<(f64, f64)> = (0..n * c).into_par_iter().map(|i| f(i % c, i)).collect();
+    let mut out = vec![(0.0, 0.0); c];
     for img in 0..n {
         for (ch, o) in out.iter_mut().enumerate() {
-            *o += planes[img * c + ch];
+            let (a, b) = planes[img * c + ch];
+            o.0 += a;
+            o.1 += b;
         }
     }
     out
 }
 
-/// Batch mean and biased variance per channel (two passes).
+/// Batch mean and biased variance per channel, in one pass over the data:
+/// sums of `x - k` and `(x - k)^2` with `k` the channel's first value (the
+/// shifted-data algorithm, which stays accurate when the mean is large).
 fn batch_stats<T: Element>(xs: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let m = (n * s) as f64;
-    let mean: Vec<f64> = channel_sums(xs, n, c, s, |_, p| p.iter().map(|v| v.as_f64()).sum())
-        .into_iter()
-        .map(|t| t / m)
-        .collect();
-    let var: Vec<f64> = channel_sums(xs, n, c, s, |ch, p| {
-        let mu = mean[ch];
-        p.iter()
-            .map(|v| {
-                let d = v.as_f64() - mu;
-                d * d
-            })
-            .sum()
-    })
-    .into_iter()
-    .map(|t| t / m)
-    .collect();
+    if n * s == 0 {
+        return (vec![0.0; c], vec![0.0; c]);
+    }
+    let shift: Vec<f64> = (0..c).map(|ch| xs[ch * s].as_f64()).collect();
+    let sums = per_channel(n, c, |ch, i| {
+        shifted_sums(&xs[i * s..(i + 1) * s], shift[ch])
+    });
+    let mut mean = Vec::with_capacity(c);
+    let mut var = Vec::with_capacity(c);
+    for (ch, (s1, s2)) in sums.into_iter().enumerate() {
+        let d = s1 / m;
+        mean.push(shift[ch] + d);
+        var.push((s2 / m - d * d).max(0.0));
+    }
     (mean, var)
 }
 
-/// `y = a[c] * x + b[c]` per plane, in parallel.
-fn affine_planes<T: Element>(xs: &[T], c: usize, s: usize, a: &[T], b: &[T]) -> Vec<T> {
+/// `y = a[c] (x - center[c]) + b[c]` per plane, in parallel (centring
+/// first keeps precision when the mean is large).
+fn affine_planes<T: Element>(
+    xs: &[T],
+    c: usize,
+    s: usize,
+    a: &[T],
+    center: &[T],
+    b: &[T],
+) -> Vec<T> {
     let mut out = vec![T::zero(); xs.len()];
     if s > 0 {
         out.par_chunks_mut(s)
             .zip(xs.par_chunks(s))
             .enumerate()
             .for_each(|(i, (o, x))| {
-                let (ai, bi) = (a[i % c], b[i % c]);
+                let (ai, ci, bi) = (a[i % c], center[i % c], b[i % c]);
                 for (o, &x) in o.iter_mut().zip(x) {
-                    *o = ai * x + bi;
+                    *o = ai * (x - ci) + bi;
                 }
             });
     }
     out
+}
+
+/// `(a, center, b)` of the normalisation `gamma (x - mean) / sqrt(var + eps) + beta`.
+fn normalisation<T: Element>(
+    gamma: &[T],
+    beta: &[T],
+    mean: &[f64],
+    var: &[f64],
+    eps: f64,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let a = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| T::of_f64(g.as_f64() / (v + eps).sqrt()))
+        .collect();
+    let center = mean.iter().map(|&m| T::of_f64(m)).collect();
+    (a, center, beta.to_vec())
 }
 
 fn check_affine<T: Element>(op: &'static str, inputs: &[&Tensor<T>], c: usize) -> AdResult<()> {
@@ -118,10 +184,37 @@ fn check_affine<T: Element>(op: &'static str, inputs: &[&Tensor<T>], c: usize) -
 /// VJP (the statistics depend on `x`):
 /// `dbeta = sum dy`, `dgamma = sum dy xhat`,
 /// `dx = gamma / sqrt(var + eps) * (dy - dbeta / m - xhat dgamma / m)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// The op can hand the batch statistics its forward pass computed to the
+/// layer that applied it ([`with_stats_sink`](BatchNormTrainOp::with_stats_sink)),
+/// so the running statistics cost no extra pass; forward and backward
+/// depend on their inputs only.
+#[derive(Debug, Clone)]
 pub struct BatchNormTrainOp {
-    /// Added to the variance (PyTorch's default `1e-5`).
-    pub eps: f64,
+    eps: f64,
+    sink: Option<Arc<OnceLock<BatchStats>>>,
+}
+
+/// Per-channel batch mean and biased variance.
+pub type BatchStats = (Vec<f64>, Vec<f64>);
+
+impl BatchNormTrainOp {
+    /// The op with `eps` added to the variance (PyTorch's default `1e-5`).
+    pub fn new(eps: f64) -> Self {
+        BatchNormTrainOp { eps, sink: None }
+    }
+
+    /// The same op, also writing the per-channel `(mean, biased variance)`
+    /// of its first forward pass into `sink`.
+    pub fn with_stats_sink(mut self, sink: Arc<OnceLock<BatchStats>>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The `eps` added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
 }
 
 impl<T: Element> Op<T> for BatchNormTrainOp {
@@ -135,15 +228,17 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
         let (n, c, s) = ncs("batch_norm", x.shape())?;
         check_affine("batch_norm", inputs, c)?;
         let (mean, var) = batch_stats(x.as_slice(), n, c, s);
-        let (g, b) = (inputs[1].as_slice(), inputs[2].as_slice());
-        let mut a = Vec::with_capacity(c);
-        let mut shift = Vec::with_capacity(c);
-        for ch in 0..c {
-            let k = g[ch].as_f64() / (var[ch] + self.eps).sqrt();
-            a.push(T::of_f64(k));
-            shift.push(T::of_f64(b[ch].as_f64() - k * mean[ch]));
+        let (a, center, b) = normalisation(
+            inputs[1].as_slice(),
+            inputs[2].as_slice(),
+            &mean,
+            &var,
+            self.eps,
+        );
+        let y = affine_planes(x.as_slice(), c, s, &a, &center, &b);
+        if let Some(sink) = &self.sink {
+            let _ = sink.set((mean, var));
         }
-        let y = affine_planes(x.as_slice(), c, s, &a, &shift);
         Ok(Tensor::from_vec(x.shape(), y)?)
     }
 
@@ -159,44 +254,30 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
         let (xs, dys) = (x.as_slice(), grad_output.as_slice());
         let (mean, var) = batch_stats(xs, n, c, s);
         let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        let dbeta = channel_sums(dys, n, c, s, |_, p| p.iter().map(|v| v.as_f64()).sum());
-        // sum dy * xhat, plane by plane (planes of dy and x line up).
-        let planes: Vec<f64> = if s == 0 {
-            vec![0.0; n * c]
+        let sums = if s == 0 {
+            vec![(0.0, 0.0); c]
         } else {
-            dys.par_chunks(s)
-                .zip(xs.par_chunks(s))
-                .enumerate()
-                .map(|(i, (dy, x))| {
-                    let (mu, is) = (mean[i % c], invstd[i % c]);
-                    dy.iter()
-                        .zip(x)
-                        .map(|(d, v)| d.as_f64() * (v.as_f64() - mu) * is)
-                        .sum()
-                })
-                .collect()
+            per_channel(n, c, |ch, i| {
+                let r = i * s..(i + 1) * s;
+                grad_sums(&dys[r.clone()], &xs[r], mean[ch])
+            })
         };
-        let mut dgamma = vec![0.0; c];
-        for img in 0..n {
-            for (ch, o) in dgamma.iter_mut().enumerate() {
-                *o += planes[img * c + ch];
-            }
-        }
+        let dbeta: Vec<f64> = sums.iter().map(|p| p.0).collect();
+        let dgamma: Vec<f64> = sums.iter().zip(&invstd).map(|(p, is)| p.1 * is).collect();
         let dx = if needs[0] {
             let m = (n * s) as f64;
             let g = inputs[1].as_slice();
-            // dx = k dy + kx x + k0, per channel:
-            // k = gamma invstd, kx = -k invstd dgamma / m,
-            // k0 = -k dbeta / m + k invstd mu dgamma / m.
+            // dx = k dy + kx (x - mu) + k0, per channel:
+            // k = gamma invstd, kx = -k invstd dgamma / m, k0 = -k dbeta / m.
             let mut k = Vec::with_capacity(c);
             let mut kx = Vec::with_capacity(c);
             let mut k0 = Vec::with_capacity(c);
+            let mu: Vec<T> = mean.iter().map(|&v| T::of_f64(v)).collect();
             for ch in 0..c {
                 let kk = g[ch].as_f64() * invstd[ch];
-                let slope = kk * invstd[ch] * dgamma[ch] / m;
                 k.push(T::of_f64(kk));
-                kx.push(T::of_f64(-slope));
-                k0.push(T::of_f64(-kk * dbeta[ch] / m + slope * mean[ch]));
+                kx.push(T::of_f64(-kk * invstd[ch] * dgamma[ch] / m));
+                k0.push(T::of_f64(-kk * dbeta[ch] / m));
             }
             let mut dx = vec![T::zero(); xs.len()];
             if s > 0 {
@@ -204,9 +285,10 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
                     .zip(dys.par_chunks(s).zip(xs.par_chunks(s)))
                     .enumerate()
                     .for_each(|(i, (o, (dy, x)))| {
-                        let (a, b, z) = (k[i % c], kx[i % c], k0[i % c]);
+                        let ch = i % c;
+                        let (a, b, z, u) = (k[ch], kx[ch], k0[ch], mu[ch]);
                         for ((o, &d), &v) in o.iter_mut().zip(dy).zip(x) {
-                            *o = a * d + b * v + z;
+                            *o = a * d + b * (v - u) + z;
                         }
                     });
             }
@@ -262,15 +344,14 @@ impl<T: Element> Op<T> for BatchNormEvalOp {
 
     fn forward(&self, inputs: &[&Tensor<T>]) -> AdResult<Tensor<T>> {
         let (_, c, s) = self.check(inputs)?;
-        let (g, b) = (inputs[1].as_slice(), inputs[2].as_slice());
-        let mut a = Vec::with_capacity(c);
-        let mut shift = Vec::with_capacity(c);
-        for ch in 0..c {
-            let k = g[ch].as_f64() / (self.var[ch] + self.eps).sqrt();
-            a.push(T::of_f64(k));
-            shift.push(T::of_f64(b[ch].as_f64() - k * self.mean[ch]));
-        }
-        let y = affine_planes(inputs[0].as_slice(), c, s, &a, &shift);
+        let (a, center, b) = normalisation(
+            inputs[1].as_slice(),
+            inputs[2].as_slice(),
+            &self.mean,
+            &self.var,
+            self.eps,
+        );
+        let y = affine_planes(inputs[0].as_slice(), c, s, &a, &center, &b);
         Ok(Tensor::from_vec(inputs[0].shape(), y)?)
     }
 
@@ -296,42 +377,29 @@ impl<T: Element> Op<T> for BatchNormEvalOp {
             let zero = vec![T::zero(); c];
             Some(Tensor::from_vec(
                 inputs[0].shape(),
-                affine_planes(dys, c, s, &k, &zero),
+                affine_planes(dys, c, s, &k, &zero, &zero),
             )?)
         } else {
             None
         };
         let to_t = |v: Vec<f64>| Tensor::from_vec(&[c], v.into_iter().map(T::of_f64).collect());
+        let sums = if (needs[1] || needs[2]) && s > 0 {
+            per_channel(n, c, |ch, i| {
+                let r = i * s..(i + 1) * s;
+                grad_sums(&dys[r.clone()], &xs[r], self.mean[ch])
+            })
+        } else {
+            vec![(0.0, 0.0); c]
+        };
         let dgamma = if needs[1] {
-            let planes: Vec<f64> = if s == 0 {
-                vec![0.0; n * c]
-            } else {
-                dys.par_chunks(s)
-                    .zip(xs.par_chunks(s))
-                    .enumerate()
-                    .map(|(i, (dy, x))| {
-                        let (mu, is) = (self.mean[i % c], invstd[i % c]);
-                        dy.iter()
-                            .zip(x)
-                            .map(|(d, v)| d.as_f64() * (v.as_f64() - mu) * is)
-                            .sum()
-                    })
-                    .collect()
-            };
-            let mut out = vec![0.0; c];
-            for img in 0..n {
-                for (ch, o) in out.iter_mut().enumerate() {
-                    *o += planes[img * c + ch];
-                }
-            }
-            Some(to_t(out)?)
+            Some(to_t(
+                sums.iter().zip(&invstd).map(|(p, is)| p.1 * is).collect(),
+            )?)
         } else {
             None
         };
         let dbeta = if needs[2] {
-            Some(to_t(channel_sums(dys, n, c, s, |_, p| {
-                p.iter().map(|v| v.as_f64()).sum()
-            }))?)
+            Some(to_t(sums.iter().map(|p| p.0).collect())?)
         } else {
             None
         };
@@ -463,8 +531,7 @@ impl<T: Element> BatchNorm<T> {
     }
 
     fn run(&mut self, cx: &mut Ctx<T>, x: Var, expected: &str, rank_ok: bool) -> Result<Var> {
-        let xv = cx.value(x)?;
-        let shape = xv.shape().to_vec();
+        let shape = cx.value(x)?.shape().to_vec();
         if !rank_ok || shape[1] != self.num_features {
             return Err(NnError::InputShape {
                 layer: self.name.clone(),
@@ -472,37 +539,40 @@ impl<T: Element> BatchNorm<T> {
                 got: shape,
             });
         }
-        if self.training {
-            let (n, c, s) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
-            if n * s <= 1 {
+        let training_m = if self.training {
+            let m = shape[0] * shape[2..].iter().product::<usize>();
+            if m <= 1 {
                 return Err(NnError::BatchTooSmall {
                     layer: self.name.clone(),
                     shape,
                 });
             }
+            Some(m as f64)
+        } else {
+            None
+        };
+        let gamma = cx.param(&self.gamma);
+        let beta = cx.param(&self.beta);
+        let y = if let Some(m) = training_m {
+            let sink = Arc::new(OnceLock::new());
+            let op = BatchNormTrainOp::new(self.config.eps).with_stats_sink(Arc::clone(&sink));
+            let y = cx.graph_mut().apply(op, &[x, gamma, beta])?;
             // Running statistics: PyTorch updates them with the unbiased
             // variance. A batch with NaN or infinity leaves them alone (the
             // step will be refused by the non-finite guard anyway).
-            let (mean, var) = batch_stats(xv.as_slice(), n, c, s);
-            if mean.iter().chain(&var).all(|v| v.is_finite()) {
-                let m = (n * s) as f64;
-                let mom = self.config.momentum;
-                let unbias = m / (m - 1.0);
-                for (r, bm) in self.running_mean.data_mut().iter_mut().zip(&mean) {
-                    *r = T::of_f64((1.0 - mom) * r.as_f64() + mom * bm);
-                }
-                for (r, bv) in self.running_var.data_mut().iter_mut().zip(&var) {
-                    *r = T::of_f64((1.0 - mom) * r.as_f64() + mom * bv * unbias);
+            if let Some((mean, var)) = sink.get() {
+                if mean.iter().chain(var).all(|v| v.is_finite()) {
+                    let mom = self.config.momentum;
+                    let unbias = m / (m - 1.0);
+                    for (r, bm) in self.running_mean.data_mut().iter_mut().zip(mean) {
+                        *r = T::of_f64((1.0 - mom) * r.as_f64() + mom * bm);
+                    }
+                    for (r, bv) in self.running_var.data_mut().iter_mut().zip(var) {
+                        *r = T::of_f64((1.0 - mom) * r.as_f64() + mom * bv * unbias);
+                    }
                 }
             }
-        }
-        let gamma = cx.param(&self.gamma);
-        let beta = cx.param(&self.beta);
-        let y = if self.training {
-            let op = BatchNormTrainOp {
-                eps: self.config.eps,
-            };
-            cx.graph_mut().apply(op, &[x, gamma, beta])?
+            y
         } else {
             let f = |p: &Param<T>| p.value().as_slice().iter().map(|v| v.as_f64()).collect();
             let op = BatchNormEvalOp {

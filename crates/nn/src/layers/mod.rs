@@ -13,6 +13,7 @@ mod shape;
 pub use activation::{Activation, ActivationKind, GeluOp, LeakyReluOp};
 pub use batch_norm::{
     BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormEvalOp, BatchNormTrainOp,
+    BatchStats,
 };
 pub use conv2d::{Conv2d, Conv2dConfig, Conv2dOp};
 pub use dropout::{Dropout, DropoutOp};
