@@ -332,7 +332,16 @@ pub fn prepare_checkpoint<T: Element>(
 }
 
 /// Saves `model`'s parameters and buffers, `optimizer`'s state (if given)
-/// and `meta` to `path`, atomically (see the [module docs](self)).
+/// and `meta` to `path`, atomically.
+///
+/// The file is safetensors: every parameter and buffer under its dotted
+/// name, little-endian in the model's dtype; optimizer state under
+/// `optim/<slot>/<parameter name>`; header metadata `format` =
+/// [`CHECKPOINT_FORMAT`] and `gradlab` = the JSON of [`CheckpointMeta`]
+/// (with the gradlab version, dtype and optimizer kind filled in). It is
+/// written to a temporary file in the same folder, fsynced, renamed over
+/// `path`, and the folder is fsynced: a crash leaves the old file or the new
+/// one, never a mix.
 ///
 /// # Errors
 /// Those of [`prepare_checkpoint`] and [`PendingCheckpoint::commit`].

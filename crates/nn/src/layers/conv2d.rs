@@ -19,8 +19,9 @@ use crate::param::{Param, Role, Scope};
 /// optionally `b` `[C_out]`; output `[N, C_out, H_out, W_out]`.
 /// VJPs: `dx[n, ci, ih, iw] += w[co, c, i, j] dy[n, co, oh, ow]`,
 /// `dw[co, c, i, j] += x[n, ci, ih, iw] dy[n, co, oh, ow]` over every tap of the
-/// forward pass, `db[co] = sum_{n, oh, ow} dy[n, co, oh, ow]`; gradients that
-/// `needs` does not ask for are not returned.
+/// forward pass, `db[co] = sum_{n, oh, ow} dy[n, co, oh, ow]`. Gradients that
+/// `needs` does not ask for are not returned (the kernel computes the three
+/// together: `gradlab-conv` has one backward entry point).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conv2dOp {
     /// The convolution's hyper-parameters.
