@@ -1,0 +1,137 @@
+//! Convolution kernels of gradlab-conv, f32, batch 64, forward and
+//! forward+backward (gradients of input and weight; the bias gradient comes
+//! along), on the layers of the CNNs gradlab trains, with the machine's GEMM
+//! rate measured in the same run as the yardstick.
+//!
+//! Run: `cargo bench -p gradlab-benches --bench conv`. Throughput is reported
+//! in elements/s where one element is one FLOP (2 per multiply-accumulate;
+//! forward+backward counts 3 passes of the forward's MACs).
+//!
+//! `sgemm_1024_2threads` is matrixmultiply's single-threaded sgemm on a
+//! 1024 x 1024 x 1024 problem split by rows into rayon tasks, the way the
+//! convolution kernels use it, so both run on the same threads.
+
+use std::time::Duration;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use gradlab_conv::{conv2d, conv2d_backward, Conv2dSpec};
+use gradlab_tensor::{gemm, Tensor};
+use ndarray::{Array1, Array2, Array4, Axis, Ix4};
+use rayon::prelude::*;
+
+const BATCH: usize = 64;
+
+/// The benchmarked layers: name, spec, input height and width.
+fn layers() -> Vec<(&'static str, Conv2dSpec, usize)> {
+    vec![
+        (
+            "a_3x3_16-16_32x32",
+            Conv2dSpec::new(16, 16, 3).padding(1),
+            32,
+        ),
+        (
+            "b_3x3_32-32_16x16",
+            Conv2dSpec::new(32, 32, 3).padding(1),
+            16,
+        ),
+        ("c_3x3_64-64_8x8", Conv2dSpec::new(64, 64, 3).padding(1), 8),
+        (
+            "d_3x3_16-32_s2_32x32",
+            Conv2dSpec::new(16, 32, 3).stride(2).padding(1),
+            32,
+        ),
+        ("e_1x1_64-128_16x16", Conv2dSpec::new(64, 128, 1), 16),
+        (
+            "f_dw3x3_128_16x16",
+            Conv2dSpec::new(128, 128, 3).padding(1).groups(128),
+            16,
+        ),
+        (
+            "g_dw3x3_256_8x8",
+            Conv2dSpec::new(256, 256, 3).padding(1).groups(256),
+            8,
+        ),
+    ]
+}
+
+fn rand4(shape: [usize; 4], seed: u64) -> Array4<f32> {
+    Tensor::<f32>::rand_normal(&shape, 0.0, 1.0, seed)
+        .expect("valid shape")
+        .into_array()
+        .into_dimensionality::<Ix4>()
+        .expect("rank 4")
+}
+
+fn bench_sgemm(c: &mut Criterion) {
+    let n = 1024;
+    let a = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 17) as f32 - 8.0);
+    let b = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 5 + j) % 13) as f32 - 6.0);
+    let mut out = Array2::<f32>::zeros((n, n));
+    let mut group = c.benchmark_group("gemm");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+    group.bench_function("sgemm_1024_2threads", |bench| {
+        bench.iter(|| {
+            out.axis_chunks_iter_mut(Axis(0), 128)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(t, block)| {
+                    let rows = a.slice(ndarray::s![t * 128..t * 128 + block.nrows(), ..]);
+                    gemm(1.0, rows, b.view(), 0.0, block).expect("shapes agree");
+                });
+            black_box(&out);
+        })
+    });
+    group.finish();
+}
+
+fn bench_conv(c: &mut Criterion) {
+    let mut fwd = c.benchmark_group("conv_forward");
+    fwd.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let cases: Vec<_> = layers()
+        .into_iter()
+        .map(|(name, spec, hw)| {
+            let x = rand4([BATCH, spec.in_channels, hw, hw], 1);
+            let w = rand4(spec.weight_shape(), 2);
+            let b = Array1::<f32>::zeros(spec.out_channels);
+            let [oh, ow] = spec.output_size(hw, hw).expect("valid layer");
+            let dy = rand4([BATCH, spec.out_channels, oh, ow], 3);
+            let macs = spec.macs(BATCH, hw, hw).expect("valid layer");
+            (name, spec, x, w, b, dy, macs)
+        })
+        .collect();
+    for (name, spec, x, w, b, _, macs) in &cases {
+        fwd.throughput(Throughput::Elements(2 * macs));
+        fwd.bench_function(BenchmarkId::from_parameter(name), |bench| {
+            bench.iter(|| {
+                black_box(conv2d(x.view(), w.view(), Some(b.view()), spec).expect("valid"))
+            })
+        });
+    }
+    fwd.finish();
+    let mut both = c.benchmark_group("conv_forward_backward");
+    both.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (name, spec, x, w, b, dy, macs) in &cases {
+        both.throughput(Throughput::Elements(6 * macs));
+        both.bench_function(BenchmarkId::from_parameter(name), |bench| {
+            bench.iter(|| {
+                let y = conv2d(x.view(), w.view(), Some(b.view()), spec).expect("valid");
+                let g = conv2d_backward(x.view(), w.view(), dy.view(), spec).expect("valid");
+                black_box((y, g))
+            })
+        });
+    }
+    both.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_conv);
+criterion_main!(benches);
