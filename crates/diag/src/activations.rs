@@ -1,20 +1,9 @@
 //! Forward-pass indicators on a probe batch of activations `[N, units...]`:
 //! dead and saturated units (I11) and forward diversity (I12).
 
-use serde::{Deserialize, Serialize};
+use gradlab_nn::ActivationKind;
 
 use crate::error::{DiagError, Result};
-
-/// The non-linearity whose outputs are inspected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Activation {
-    /// ReLU: a unit is dead when it outputs 0 for every example.
-    Relu,
-    /// Logistic sigmoid: saturated when `σ'(z) = y (1 - y) < 1e-3`.
-    Sigmoid,
-    /// Hyperbolic tangent: saturated when `1 - y² < 1e-3`.
-    Tanh,
-}
 
 fn split(values: &[f32], batch: usize, indicator: &'static str) -> Result<usize> {
     if batch == 0 || values.is_empty() || values.len() % batch != 0 {
@@ -30,18 +19,23 @@ fn split(values: &[f32], batch: usize, indicator: &'static str) -> Result<usize>
 }
 
 /// Fraction of units (everything after the batch axis) that are dead
-/// (ReLU: zero on every example) or saturated (sigmoid/tanh: derivative
-/// below 1e-3 on every example), given post-activation values.
+/// (ReLU: output 0 on every example) or saturated (sigmoid: `y (1 - y) <
+/// 1e-3`, tanh: `1 - y² < 1e-3` on every example), given post-activation values.
 ///
 /// # Errors
-/// [`DiagError::InsufficientData`] when `values` does not split into `batch` examples.
-pub fn inactive_fraction(values: &[f32], batch: usize, activation: Activation) -> Result<f64> {
+/// [`DiagError::InsufficientData`] when `values` does not split into `batch`
+/// examples, or for an activation without a dead or saturated regime (leaky ReLU, GELU).
+pub fn inactive_fraction(values: &[f32], batch: usize, activation: ActivationKind) -> Result<f64> {
     let units = split(values, batch, "dead units")?;
-    let inactive = |y: f32| -> bool {
-        match activation {
-            Activation::Relu => y <= 0.0,
-            Activation::Sigmoid => y * (1.0 - y) < 1e-3,
-            Activation::Tanh => 1.0 - y * y < 1e-3,
+    let inactive: fn(f32) -> bool = match activation {
+        ActivationKind::Relu => |y| y <= 0.0,
+        ActivationKind::Sigmoid => |y| y * (1.0 - y) < 1e-3,
+        ActivationKind::Tanh => |y| 1.0 - y * y < 1e-3,
+        other => {
+            return Err(DiagError::InsufficientData {
+                indicator: "dead units",
+                reason: format!("{} has no dead or saturated regime", other.as_str()),
+            })
         }
     };
     let dead = (0..units)

@@ -1,9 +1,11 @@
 //! The one error type of this crate.
 
+use gradlab_data::DataError;
+use gradlab_nn::NnError;
 use thiserror::Error;
 
 /// Everything the diagnostics can reject.
-#[derive(Debug, Clone, PartialEq, Error)]
+#[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DiagError {
     /// Too few points or mismatched lengths for a statistic.
@@ -32,6 +34,18 @@ pub enum DiagError {
         step: usize,
         /// How many parameter tensors were recorded.
         params: usize,
+    },
+    /// A layer, optimizer or autodiff failure while training or recording.
+    #[error(transparent)]
+    Nn(#[from] NnError),
+    /// A dataset failure.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The model factory failed.
+    #[error("building the model failed: {reason}")]
+    Model {
+        /// The factory's error message.
+        reason: String,
     },
     /// A value that must be finite or in a range is not.
     #[error("{what}: invalid value {value}")]

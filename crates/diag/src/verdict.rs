@@ -575,18 +575,27 @@ fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, 
             return (Verdict::Overfitting, Verdict::Healthy, 1.0);
         }
     }
+    // Not overfitting: either condition failing is enough, so the larger margin counts.
+    let gap_margin = gap.map_or(0.5, |g| {
+        if g < th.overfit_gap {
+            lin_margin(g, th.overfit_gap, 0.2)
+        } else {
+            0.0
+        }
+    });
+    let rising_margin = if rising < th.rising_checks {
+        ((th.rising_checks - rising) as f64 / 2.0).min(1.0)
+    } else {
+        0.0
+    };
     p.note(
         format!(
-            "held-out loss follows: gap {} x ln K, rising for {rising} checks",
-            fmt_opt(gap)
+            "held-out loss follows training: gap {} x ln K (overfitting needs >= {:.2}), rising for {rising} checks (needs >= {})",
+            fmt_opt(gap),
+            th.overfit_gap,
+            th.rising_checks
         ),
-        match gap {
-            Some(g) if g >= th.overfit_gap => {
-                ((th.rising_checks.saturating_sub(rising)) as f64 / 2.0).min(1.0)
-            }
-            Some(g) => lin_margin(g, th.overfit_gap, 0.2),
-            None => 0.5,
-        },
+        gap_margin.max(rising_margin),
     );
     (Verdict::Healthy, Verdict::Overfitting, 1.0)
 }

@@ -1,0 +1,260 @@
+//! From a [`History`] to a [`Diagnosis`]: indicators over a window of steps,
+//! then the verdict procedure.
+
+use serde::{Deserialize, Serialize};
+
+use crate::depth_profile::depth_slope;
+use crate::error::{DiagError, Result};
+use crate::history::{CheckRecord, History};
+use crate::recorder::{LayerStat, StepRecord};
+use crate::stats::{chance_band, median};
+use crate::verdict::{decide, Indicators, Thresholds, Verdict};
+
+/// How the window is chosen and which thresholds decide.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiagnoseOptions {
+    /// The thresholds of the verdict procedure.
+    pub thresholds: Thresholds,
+    /// First step of the window; default: the second half of the run (the
+    /// first half is warm-up, where BatchNorm and the init transient distort
+    /// gradient statistics).
+    pub window_start: Option<usize>,
+}
+
+/// A verdict with its evidence, for one window of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Sentences quoting the indicator values and thresholds that decided it.
+    pub reasons: Vec<String>,
+    /// Confidence in `[0, 1]`.
+    pub confidence: f64,
+    /// For `inconclusive`, the two best candidates.
+    pub candidates: Vec<Verdict>,
+    /// Suggested remedies.
+    pub actions: Vec<String>,
+    /// The indicators over the window.
+    pub indicators: Indicators,
+    /// Per-layer figures averaged over the window (geometric means), input to output.
+    pub layers: Vec<LayerStat>,
+    /// First and last step of the window.
+    pub window: [usize; 2],
+    /// Held-out checks.
+    pub history: Vec<CheckRecord>,
+}
+
+/// Geometric mean of positive values; 0 when any is 0; NaN when none is finite.
+fn geo_mean(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for v in values {
+        if v == 0.0 {
+            return 0.0;
+        }
+        if v.is_finite() && v > 0.0 {
+            sum += v.ln();
+            n += 1;
+        }
+    }
+    if n == 0 {
+        f64::NAN
+    } else {
+        (sum / n as f64).exp()
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (s, n) = values
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| s / n as f64)
+}
+
+/// Per-layer figures averaged over the window's steps.
+fn window_layers(window: &[StepRecord]) -> Vec<LayerStat> {
+    let Some(first) = window.first() else {
+        return Vec::new();
+    };
+    first
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let at = |f: &dyn Fn(&LayerStat) -> Option<f64>| -> Vec<f64> {
+                window
+                    .iter()
+                    .filter_map(|s| s.layers.get(i).filter(|x| x.name == l.name))
+                    .filter_map(f)
+                    .collect()
+            };
+            let act = at(&|x| x.act_grad_rms);
+            let upd = at(&|x| x.update_ratio);
+            LayerStat {
+                name: l.name.clone(),
+                index: l.index,
+                grad_rms: geo_mean(at(&|x| Some(x.grad_rms)).into_iter()),
+                act_grad_rms: (!act.is_empty()).then(|| geo_mean(act.into_iter())),
+                weight_rms: geo_mean(at(&|x| Some(x.weight_rms)).into_iter()),
+                update_ratio: median(&upd),
+            }
+        })
+        .collect()
+}
+
+/// Computes the indicators over the window and decides, with default options.
+///
+/// # Errors
+/// [`DiagError::InsufficientData`] for a history without steps.
+pub fn diagnose(history: &History) -> Result<Diagnosis> {
+    diagnose_with(history, &DiagnoseOptions::default())
+}
+
+/// Computes the indicators over the window and decides.
+///
+/// # Errors
+/// [`DiagError::InsufficientData`] for a history without steps, or whose
+/// window holds none.
+pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Diagnosis> {
+    let steps = &history.steps;
+    let (Some(first), Some(last)) = (steps.first(), steps.last()) else {
+        return Err(DiagError::InsufficientData {
+            indicator: "diagnosis",
+            reason: "no recorded step".into(),
+        });
+    };
+    let start = options
+        .window_start
+        .unwrap_or(first.step + (last.step - first.step).div_ceil(2));
+    let window: Vec<StepRecord> = steps.iter().filter(|s| s.step >= start).cloned().collect();
+    if window.is_empty() {
+        return Err(DiagError::InsufficientData {
+            indicator: "diagnosis",
+            reason: format!(
+                "no step at or after the window start {start} (last step {})",
+                last.step
+            ),
+        });
+    }
+    let chance = if history.chance_loss > 0.0 {
+        history.chance_loss
+    } else {
+        f64::NAN
+    };
+    let mut ind = Indicators {
+        non_finite: steps.iter().any(|s| s.non_finite),
+        ..Default::default()
+    };
+
+    // Depth slopes: positions for activation gradients, layers for parameter gradients.
+    let n_pos = window[0].positions.len();
+    let act: Vec<f64> = (0..n_pos)
+        .map(|i| {
+            geo_mean(
+                window
+                    .iter()
+                    .filter_map(|s| s.positions.get(i))
+                    .map(|p| p.act_grad_rms),
+            )
+        })
+        .collect();
+    if let Ok(fit) = depth_slope(&act) {
+        ind.kappa = Some(fit.kappa);
+        ind.kappa_r2 = Some(fit.r2);
+        ind.attenuation = Some(fit.attenuation);
+    }
+    let layers = window_layers(&window);
+    let param: Vec<f64> = layers.iter().map(|l| l.grad_rms).collect();
+    if let Ok(fit) = depth_slope(&param) {
+        ind.kappa_param = Some(fit.kappa);
+    }
+
+    // Progress: loss at the start and end quarters of the window.
+    let q = window.len().div_ceil(4);
+    let head = mean(window[..q].iter().map(|s| s.loss));
+    let tail = mean(window[window.len() - q..].iter().map(|s| s.loss));
+    if let (Some(h), Some(t)) = (head, tail) {
+        ind.loss_to_chance = Some(t / chance);
+        if h > 0.0 {
+            ind.loss_drop = Some((h - t) / h);
+        }
+    }
+    ind.cos_successive = mean(window.iter().filter_map(|s| s.cos_previous));
+    let ratios: Vec<f64> = window
+        .iter()
+        .flat_map(|s| s.layers.iter().filter_map(|l| l.update_ratio))
+        .collect();
+    ind.update_ratio = median(&ratios);
+    ind.dead_max = window
+        .iter()
+        .filter_map(|s| s.dead_max)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    ind.saturated_max = window
+        .iter()
+        .filter_map(|s| s.saturated_max)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    ind.forward_diversity = window
+        .iter()
+        .rev()
+        .find_map(|s| s.positions.last().and_then(|p| p.diversity));
+
+    // Held-out checks.
+    let checks = &history.checks;
+    if let Some(c) = checks.last() {
+        if let Some(v) = c.val_loss {
+            ind.val_loss_to_chance = Some(v / chance);
+            ind.train_val_gap = Some((v - c.train_loss) / chance);
+        }
+        ind.val_accuracy = c.val_accuracy;
+    }
+    let mut rising = 0;
+    for pair in checks.windows(2).rev() {
+        match (pair[0].val_loss, pair[1].val_loss) {
+            (Some(a), Some(b)) if b > a => rising += 1,
+            _ => break,
+        }
+    }
+    if checks.iter().any(|c| c.val_loss.is_some()) {
+        ind.val_loss_rising = Some(rising);
+    }
+    ind.snr = checks.iter().rev().find_map(|c| c.snr);
+    ind.train_val_cos = checks.iter().rev().find_map(|c| c.train_val_cos);
+
+    // Data probe and shuffle control.
+    let k = history.num_classes.max(1) as f64;
+    ind.chance_accuracy = Some(history.probe.as_ref().map_or(1.0 / k, |p| p.chance));
+    if let Some(p) = &history.probe {
+        ind.probe_accuracy = Some(p.accuracy);
+        ind.probe_p_value = Some(p.p_value);
+    }
+    if let (Some(c), Some(chance_acc)) = (checks.last(), ind.chance_accuracy) {
+        if c.val_examples > 0 {
+            ind.val_chance_band = Some(chance_band(chance_acc, c.val_examples));
+        }
+    }
+    if let Some(control) = &history.shuffle_control {
+        let gaps: Vec<f64> = window
+            .iter()
+            .filter_map(|s| {
+                control
+                    .iter()
+                    .find(|(t, _)| *t == s.step)
+                    .map(|(_, l)| (l - s.loss) / chance)
+            })
+            .collect();
+        ind.shuffle_gap = mean(gaps.into_iter());
+    }
+
+    let decision = decide(&ind, &options.thresholds);
+    Ok(Diagnosis {
+        verdict: decision.verdict,
+        reasons: decision.reasons,
+        confidence: decision.confidence,
+        candidates: decision.candidates,
+        actions: decision.actions,
+        indicators: ind,
+        layers,
+        window: [window[0].step, window[window.len() - 1].step],
+        history: checks.clone(),
+    })
+}

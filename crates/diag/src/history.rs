@@ -1,0 +1,75 @@
+//! [`History`]: everything recorded over a run, serialisable as JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::ProbeResult;
+use crate::recorder::StepRecord;
+
+/// A held-out check at one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// The step.
+    pub step: usize,
+    /// Loss on a fixed training subset, in evaluation mode.
+    pub train_loss: f64,
+    /// Accuracy on that subset.
+    pub train_accuracy: f64,
+    /// Held-out loss.
+    pub val_loss: Option<f64>,
+    /// Held-out accuracy.
+    pub val_accuracy: Option<f64>,
+    /// Held-out examples evaluated.
+    pub val_examples: usize,
+    /// Bias-corrected gradient SNR over k training batches at this step's parameters (I7).
+    pub snr: Option<f64>,
+    /// Cosine of the mean training and held-out gradients (I9).
+    pub train_val_cos: Option<f64>,
+}
+
+/// A run's record: per-step statistics, held-out checks, and the data probe
+/// and shuffle control when they were run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Number of classes `K`.
+    pub num_classes: usize,
+    /// Chance loss: the entropy of the training label distribution (ln K when balanced).
+    pub chance_loss: f64,
+    /// Per-step records.
+    pub steps: Vec<StepRecord>,
+    /// Held-out checks.
+    pub checks: Vec<CheckRecord>,
+    /// The data probe (I13).
+    pub probe: Option<ProbeResult>,
+    /// The label-shuffle control's per-step training losses (I14), `(step, loss)`.
+    pub shuffle_control: Option<Vec<(usize, f64)>>,
+}
+
+impl History {
+    /// An empty history of a balanced `num_classes`-way task.
+    pub fn new(num_classes: usize) -> Self {
+        History {
+            num_classes,
+            chance_loss: (num_classes.max(1) as f64).ln(),
+            steps: Vec::new(),
+            checks: Vec::new(),
+            probe: None,
+            shuffle_control: None,
+        }
+    }
+
+    /// Sets the chance loss from class frequencies (their entropy).
+    pub fn set_class_prior(&mut self, counts: &[usize]) {
+        let total: usize = counts.iter().sum();
+        if total == 0 {
+            return;
+        }
+        self.chance_loss = counts
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = c as f64 / total as f64;
+                -p * p.ln()
+            })
+            .sum();
+    }
+}

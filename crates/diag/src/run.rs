@@ -1,0 +1,488 @@
+//! A training loop with diagnostics on: the convenience the command line and
+//! the scenario suite use. Any other loop can do the same with a
+//! [`Recorder`] and [`diagnose`].
+
+use gradlab_autodiff::Gradients;
+use gradlab_data::{Batch, BatchConfig, Batches, Dataset, ShuffledLabels};
+use gradlab_nn::{
+    accuracy, cross_entropy, Adam, AdamConfig, CrossEntropyOptions, Ctx, GradMap, HasParams,
+    Module, Optimizer, Sgd, SgdConfig,
+};
+use gradlab_tensor::Tensor;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnose::{diagnose_with, DiagnoseOptions, Diagnosis};
+use crate::error::{DiagError, Result};
+use crate::gradient_noise::{gradient_snr, mean_gradient_cosine};
+use crate::history::{CheckRecord, History};
+use crate::probe::{data_probe, ProbeOptions};
+use crate::recorder::{Recorder, RecorderOptions};
+
+/// Which optimizer trains the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerChoice {
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// Adam with PyTorch's defaults.
+    Adam,
+}
+
+/// Settings of a diagnosed run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// Training steps.
+    pub steps: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// The optimizer.
+    pub optimizer: OptimizerChoice,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seed of batching, dropout and the shuffle control's permutation.
+    pub seed: u64,
+    /// Number of held-out checks, spread evenly over the run.
+    pub checks: usize,
+    /// Batches `k` for the gradient SNR and train/held-out cosine at each check (0: skip).
+    pub snr_batches: usize,
+    /// Largest number of examples evaluated at a check (per split).
+    pub eval_examples: usize,
+    /// Run the data probe.
+    pub probe: bool,
+    /// Run the label-shuffle control (a second run on permuted labels).
+    pub shuffle_control: bool,
+    /// What the recorder looks at.
+    pub recorder: RecorderOptions,
+    /// How the verdict is reached.
+    pub diagnose: DiagnoseOptions,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            steps: 200,
+            batch_size: 64,
+            optimizer: OptimizerChoice::Sgd,
+            lr: 0.05,
+            seed: 0,
+            checks: 6,
+            snr_batches: 8,
+            eval_examples: 512,
+            probe: true,
+            shuffle_control: false,
+            recorder: RecorderOptions {
+                forward_stats_every: 10,
+                ..Default::default()
+            },
+            diagnose: DiagnoseOptions::default(),
+        }
+    }
+}
+
+/// Where a run is, for progress display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunProgress {
+    /// `"train"`, `"shuffle-control"` or `"probe"`.
+    pub phase: &'static str,
+    /// Steps done in this phase.
+    pub step: usize,
+    /// Steps in this phase.
+    pub total: usize,
+    /// Latest mini-batch loss.
+    pub loss: f64,
+}
+
+/// A diagnosed run: the verdict and everything behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosedRun {
+    /// The diagnosis over the run's last window.
+    pub diagnosis: Diagnosis,
+    /// The full record.
+    pub history: History,
+}
+
+fn optimizer(cfg: &RunConfig) -> Result<Box<dyn Optimizer<f32>>> {
+    Ok(match cfg.optimizer {
+        OptimizerChoice::Sgd => Box::new(Sgd::new(SgdConfig {
+            lr: cfg.lr,
+            momentum: 0.9,
+            ..SgdConfig::default()
+        })?),
+        OptimizerChoice::Adam => Box::new(Adam::new(AdamConfig {
+            lr: cfg.lr,
+            ..AdamConfig::default()
+        })?),
+    })
+}
+
+/// Endless training batches: epoch after epoch of seeded shuffles.
+struct BatchStream<'a> {
+    data: &'a dyn Dataset,
+    config: BatchConfig,
+    epoch: u64,
+    current: Option<Batches<'a, dyn Dataset + 'a>>,
+}
+
+impl<'a> BatchStream<'a> {
+    fn new(data: &'a dyn Dataset, batch_size: usize, seed: u64) -> Result<Self> {
+        if data.len() < batch_size.max(1) {
+            return Err(DiagError::InsufficientData {
+                indicator: "training",
+                reason: format!(
+                    "{} examples cannot fill a batch of {batch_size}",
+                    data.len()
+                ),
+            });
+        }
+        Ok(BatchStream {
+            data,
+            config: BatchConfig {
+                batch_size,
+                shuffle: true,
+                drop_last: true,
+                seed,
+            },
+            epoch: 0,
+            current: None,
+        })
+    }
+
+    fn next_batch(&mut self) -> Result<Batch> {
+        loop {
+            if self.current.is_none() {
+                self.current = Some(Batches::new(self.data, &self.config, self.epoch)?);
+                self.epoch += 1;
+            }
+            match self.current.as_mut().and_then(Iterator::next) {
+                Some(batch) => return Ok(batch?),
+                None => self.current = None,
+            }
+        }
+    }
+}
+
+/// Evaluates mean loss and accuracy on the first `limit` examples, in evaluation mode.
+fn evaluate<M: Module<f32> + ?Sized>(
+    model: &mut M,
+    data: &dyn Dataset,
+    batch_size: usize,
+    limit: usize,
+) -> Result<(f64, f64, usize)> {
+    let n = data.len().min(limit);
+    if n == 0 {
+        return Ok((f64::NAN, f64::NAN, 0));
+    }
+    let was_training = model.is_training();
+    model.set_training(false);
+    let indices: Vec<usize> = (0..n).collect();
+    let mut loss_sum = 0.0;
+    let mut correct = 0.0;
+    let result = (|| -> Result<()> {
+        for chunk in indices.chunks(batch_size.max(1)) {
+            let batch = Batch::from_indices(data, chunk)?;
+            let mut cx = Ctx::no_grad();
+            let x = cx.input(batch.images);
+            let logits = model.forward(&mut cx, x)?;
+            let acc = accuracy(cx.value(logits)?, &batch.labels)?;
+            let loss = cross_entropy(
+                &mut cx,
+                logits,
+                &batch.labels,
+                &CrossEntropyOptions::default(),
+            )?;
+            let loss = cx.value(loss)?.item().map_err(gradlab_nn::NnError::from)?;
+            loss_sum += f64::from(loss) * chunk.len() as f64;
+            correct += acc * chunk.len() as f64;
+        }
+        Ok(())
+    })();
+    model.set_training(was_training);
+    result?;
+    Ok((loss_sum / n as f64, correct / n as f64, n))
+}
+
+/// One forward and backward pass at the current parameters.
+struct Pass {
+    cx: Ctx<f32>,
+    grads: GradMap<f32>,
+    /// Gradients of the tapped activations, when asked for.
+    tap_grads: Option<Gradients<f32>>,
+    accuracy: f64,
+}
+
+fn forward_backward<M: Module<f32> + ?Sized>(
+    model: &mut M,
+    batch: &Batch,
+    seed: u64,
+    keep_taps: bool,
+) -> Result<Pass> {
+    let mut cx = Ctx::new().with_seed(seed);
+    let x = cx.input(batch.images.clone());
+    let logits = model.forward(&mut cx, x)?;
+    let accuracy = accuracy(cx.value(logits)?, &batch.labels)?;
+    let loss = cross_entropy(
+        &mut cx,
+        logits,
+        &batch.labels,
+        &CrossEntropyOptions::default(),
+    )?;
+    let (grads, tap_grads) = if keep_taps {
+        let (g, t) = cx.backward_with_taps(loss)?;
+        (g, Some(t))
+    } else {
+        (cx.backward(loss)?, None)
+    };
+    Ok(Pass {
+        cx,
+        grads,
+        tap_grads,
+        accuracy,
+    })
+}
+
+fn flatten(grads: &GradMap<f32>) -> Vec<f32> {
+    grads
+        .iter()
+        .flat_map(|(_, g)| g.as_slice().iter().copied())
+        .collect()
+}
+
+/// Gradients of `k` batches at fixed parameters, with BatchNorm's running
+/// statistics restored afterwards so the measurement leaves no trace.
+fn fixed_point_gradients<M: Module<f32> + ?Sized>(
+    model: &mut M,
+    data: &dyn Dataset,
+    k: usize,
+    batch_size: usize,
+    seed: u64,
+) -> Result<Vec<Vec<f32>>> {
+    let mut saved: Vec<Tensor<f32>> = Vec::new();
+    model.visit_params(&mut |p| {
+        if !p.is_trainable() {
+            saved.push(p.value().clone());
+        }
+    });
+    let mut stream = BatchStream::new(data, batch_size.min(data.len()), seed)?;
+    let mut out = Vec::with_capacity(k);
+    let mut result = Ok(());
+    for j in 0..k {
+        match stream
+            .next_batch()
+            .and_then(|b| forward_backward(model, &b, seed ^ j as u64, false))
+        {
+            Ok(pass) => out.push(flatten(&pass.grads)),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let mut it = saved.into_iter();
+    let mut restore = Ok(());
+    model.visit_params_mut(&mut |p| {
+        if !p.is_trainable() {
+            if let Some(v) = it.next() {
+                if let Err(e) = p.set_value(v) {
+                    restore = Err(e);
+                }
+            }
+        }
+    });
+    result?;
+    restore?;
+    Ok(out)
+}
+
+fn check_steps(steps: usize, checks: usize) -> Vec<usize> {
+    if checks == 0 || steps == 0 {
+        return Vec::new();
+    }
+    let mut v: Vec<usize> = (1..=checks)
+        .map(|i| (i * steps).div_ceil(checks) - 1)
+        .collect();
+    v.dedup();
+    v
+}
+
+/// Flattened images of the first `limit` examples as rows.
+fn design_matrix(data: &dyn Dataset, limit: usize) -> Result<(Array2<f32>, Vec<usize>)> {
+    let n = data.len().min(limit);
+    let [c, h, w] = data.input_shape();
+    let d = c * h * w;
+    let mut x = Array2::<f32>::zeros((n, d));
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let ex = data.get(i)?;
+        x.row_mut(i)
+            .as_slice_mut()
+            .expect("row-major")
+            .copy_from_slice(ex.image.as_slice());
+        y.push(ex.label);
+    }
+    Ok((x, y))
+}
+
+/// Trains a fresh model from `make_model` on `train` for `config.steps`
+/// steps with diagnostics on, checks it on `val`, optionally runs the data
+/// probe and the label-shuffle control, and diagnoses the run.
+///
+/// # Errors
+/// [`DiagError::Model`] when the factory fails; training, data and recording
+/// errors. A step whose loss or gradients are not finite ends training
+/// early (it is recorded, and the diagnosis says `exploding`).
+pub fn run_diagnosed<M, E>(
+    make_model: &dyn Fn() -> std::result::Result<M, E>,
+    train: &dyn Dataset,
+    val: &dyn Dataset,
+    config: &RunConfig,
+    progress: &mut dyn FnMut(&RunProgress),
+) -> Result<DiagnosedRun>
+where
+    M: Module<f32>,
+    E: std::fmt::Display,
+{
+    let build = || {
+        make_model().map_err(|e| DiagError::Model {
+            reason: e.to_string(),
+        })
+    };
+    let k = train.num_classes();
+    let mut recorder = Recorder::new(config.recorder.clone(), k);
+    let counts = {
+        let mut c = vec![0usize; k];
+        for i in 0..train.len() {
+            let y = train.label(i)?;
+            if y < k {
+                c[y] += 1;
+            }
+        }
+        c
+    };
+    recorder.history_mut().set_class_prior(&counts);
+
+    let mut model = build()?;
+    let mut opt = optimizer(config)?;
+    let mut stream = BatchStream::new(train, config.batch_size, config.seed)?;
+    let checks = check_steps(config.steps, config.checks);
+    for step in 0..config.steps {
+        let batch = stream.next_batch()?;
+        let seed = config.seed.wrapping_add(step as u64);
+        let pass = forward_backward(&mut model, &batch, seed, true)?;
+        let tap_grads = pass.tap_grads.expect("asked for tap gradients");
+        let record = recorder.record(
+            step,
+            &model,
+            &pass.cx,
+            &pass.grads,
+            &tap_grads,
+            Some(pass.accuracy),
+        )?;
+        let (loss, non_finite) = (record.loss, record.non_finite);
+        let grads = pass.grads;
+        progress(&RunProgress {
+            phase: "train",
+            step: step + 1,
+            total: config.steps,
+            loss,
+        });
+        if non_finite {
+            break;
+        }
+        if checks.contains(&step) {
+            let check = held_out_check(&mut model, train, val, config, step)?;
+            recorder.add_check(check);
+        }
+        opt.step(&mut model, &grads)?;
+    }
+
+    if config.probe {
+        progress(&RunProgress {
+            phase: "probe",
+            step: 0,
+            total: 1,
+            loss: f64::NAN,
+        });
+        let opts = ProbeOptions::default();
+        let (tx, ty) = design_matrix(train, opts.max_train)?;
+        let (vx, vy) = design_matrix(val, opts.max_val)?;
+        if !ty.is_empty() && !vy.is_empty() {
+            recorder.history_mut().probe =
+                Some(data_probe(tx.view(), &ty, vx.view(), &vy, k, &opts)?);
+        }
+    }
+
+    if config.shuffle_control {
+        let shuffled = ShuffledLabels::new(train, config.seed ^ 0x5eed_5eed);
+        let mut control = build()?;
+        let mut opt = optimizer(config)?;
+        let mut stream = BatchStream::new(&shuffled, config.batch_size, config.seed)?;
+        let mut losses = Vec::with_capacity(config.steps);
+        for step in 0..config.steps {
+            let batch = stream.next_batch()?;
+            let seed = config.seed.wrapping_add(step as u64);
+            let grads = forward_backward(&mut control, &batch, seed, false)?.grads;
+            let loss = grads.loss().unwrap_or(f64::NAN);
+            losses.push((step, loss));
+            progress(&RunProgress {
+                phase: "shuffle-control",
+                step: step + 1,
+                total: config.steps,
+                loss,
+            });
+            if !loss.is_finite() || opt.step(&mut control, &grads).is_err() {
+                break;
+            }
+        }
+        recorder.history_mut().shuffle_control = Some(losses);
+    }
+
+    let history = recorder.into_history();
+    let diagnosis = diagnose_with(&history, &config.diagnose)?;
+    Ok(DiagnosedRun { diagnosis, history })
+}
+
+fn held_out_check<M: Module<f32> + ?Sized>(
+    model: &mut M,
+    train: &dyn Dataset,
+    val: &dyn Dataset,
+    config: &RunConfig,
+    step: usize,
+) -> Result<CheckRecord> {
+    let (train_loss, train_accuracy, _) =
+        evaluate(model, train, config.batch_size, config.eval_examples)?;
+    let (val_loss, val_accuracy, val_examples) =
+        evaluate(model, val, config.batch_size, config.eval_examples)?;
+    let (mut snr, mut train_val_cos) = (None, None);
+    if config.snr_batches >= 2 {
+        let seed = config.seed ^ (0xc4ec_0000 + step as u64);
+        let tg = fixed_point_gradients(model, train, config.snr_batches, config.batch_size, seed)?;
+        snr = gradient_snr(&tg).ok();
+        if !val.is_empty() {
+            let vg =
+                fixed_point_gradients(model, val, config.snr_batches, config.batch_size, seed)?;
+            train_val_cos = mean_gradient_cosine(&tg, &vg).ok();
+        }
+    }
+    Ok(CheckRecord {
+        step,
+        train_loss,
+        train_accuracy,
+        val_loss: (val_examples > 0).then_some(val_loss),
+        val_accuracy: (val_examples > 0).then_some(val_accuracy),
+        val_examples,
+        snr,
+        train_val_cos,
+    })
+}
+
+/// Everything trainable as one vector; used by tests and reports.
+pub fn flat_params(model: &dyn HasParams<f32>) -> Vec<f32> {
+    let mut out = Vec::new();
+    model.visit_params(&mut |p| {
+        if p.is_trainable() {
+            out.extend_from_slice(p.value().as_slice());
+        }
+    });
+    out
+}

@@ -1,0 +1,129 @@
+//! The recorder: a record of all-zero gradients is rejected, and a real run
+//! round-trips through JSON.
+
+use gradlab_data::{train_val_split, Patterns, PatternsConfig};
+use gradlab_diag::{
+    diagnose, run_diagnosed, DiagError, DiagnosedRun, Recorder, RecorderOptions, RunConfig,
+};
+use gradlab_nn::{Ctx, Flatten, GradMap, Linear, LinearConfig, Module, Scope, Sequential};
+use gradlab_tensor::Tensor;
+
+fn tiny_model() -> Result<Sequential<f32>, gradlab_nn::NnError> {
+    let mut net = Sequential::new(&Scope::new(1).pp("net"));
+    net.add(|s| Ok(Flatten::new(s)))?;
+    net.add(|s| Linear::new(s, 16, 8, LinearConfig::default()))?;
+    net.add(|s| gradlab_nn::Activation::new(s, gradlab_nn::ActivationKind::Relu))?;
+    net.add(|s| Linear::new(s, 8, 3, LinearConfig::default()))?;
+    Ok(net)
+}
+
+#[test]
+fn all_zero_gradients_are_rejected_not_diagnosed() {
+    let mut model = tiny_model().unwrap();
+    let mut cx = Ctx::new();
+    let x = cx.input(Tensor::rand_normal(&[4, 1, 4, 4], 0.0, 1.0, 0).unwrap());
+    let logits = model.forward(&mut cx, x).unwrap();
+    let loss =
+        gradlab_nn::cross_entropy(&mut cx, logits, &[0, 1, 2, 0], &Default::default()).unwrap();
+    let (grads, taps) = cx.backward_with_taps(loss).unwrap();
+
+    let mut recorder = Recorder::new(RecorderOptions::default(), 3);
+    recorder
+        .record(0, &model, &cx, &grads, &taps, None)
+        .unwrap();
+
+    // The same gradients read after zeroing, as a buggy loop would.
+    let mut zeroed = GradMap::new();
+    for (name, g) in grads.iter() {
+        zeroed.insert(name, Tensor::zeros(g.shape()));
+    }
+    let err = recorder
+        .record(1, &model, &cx, &zeroed, &taps, None)
+        .unwrap_err();
+    assert!(
+        matches!(err, DiagError::AllZeroGradients { step: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("zeroed"));
+    assert!(recorder
+        .record(2, &model, &cx, &GradMap::new(), &taps, None)
+        .is_err());
+    // The good record is kept and diagnosable; the rejected ones left no trace.
+    assert_eq!(recorder.history().steps.len(), 1);
+    assert!(diagnose(recorder.history()).is_ok());
+}
+
+#[test]
+fn a_diagnosed_run_round_trips_through_json() {
+    let data = Patterns::new(PatternsConfig {
+        len: 400,
+        num_classes: 3,
+        height: 4,
+        width: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let (train, val) = train_val_split(data, 0.25, 0).unwrap();
+    let config = RunConfig {
+        steps: 20,
+        batch_size: 16,
+        checks: 3,
+        snr_batches: 2,
+        ..Default::default()
+    };
+    let run = run_diagnosed(&tiny_model, &train, &val, &config, &mut |_| {}).unwrap();
+    let json = serde_json::to_string(&run).unwrap();
+    let back: DiagnosedRun = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.diagnosis.verdict, run.diagnosis.verdict);
+    assert_eq!(back.history.steps.len(), 20);
+    assert_eq!(back.history.checks.len(), 3);
+    // The fixed top-level keys of the diagnosis.
+    let value: serde_json::Value = serde_json::to_value(&run.diagnosis).unwrap();
+    for key in [
+        "verdict",
+        "reasons",
+        "confidence",
+        "indicators",
+        "layers",
+        "history",
+    ] {
+        assert!(value.get(key).is_some(), "missing key {key}");
+    }
+    for key in [
+        "kappa",
+        "kappa_r2",
+        "attenuation",
+        "kappa_param",
+        "loss_to_chance",
+        "val_loss_to_chance",
+        "snr",
+        "cos_successive",
+        "train_val_gap",
+        "dead_max",
+        "forward_diversity",
+        "probe_accuracy",
+        "chance_accuracy",
+        "shuffle_gap",
+    ] {
+        assert!(
+            value["indicators"].get(key).is_some(),
+            "missing indicator {key}"
+        );
+    }
+    assert!(
+        value["indicators"]["shuffle_gap"].is_null(),
+        "the control was not run"
+    );
+    let layer = &value["layers"][0];
+    for key in [
+        "name",
+        "index",
+        "grad_rms",
+        "act_grad_rms",
+        "weight_rms",
+        "update_ratio",
+    ] {
+        assert!(layer.get(key).is_some(), "missing layer key {key}");
+    }
+    assert!(value["history"][0].get("train_loss").is_some());
+}
