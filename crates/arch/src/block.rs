@@ -114,9 +114,12 @@ enum Path<T: Element> {
     Projection(Chain<T>),
 }
 
-/// A block of a network (see the [module docs](self) for the layout); one
-/// type for every kind, built by [`Block::basic`], [`Block::bottleneck`],
-/// [`Block::separable`], [`Block::inverted_residual`].
+/// A block of a network, `pre -> main -> (+ shortcut) -> post`: `pre` is the
+/// pre-activation (BN, activation) of pre-activation blocks, `main` the
+/// residual branch, `post` the activation after the addition of
+/// post-activation blocks. One type for every kind, built by
+/// [`Block::basic`], [`Block::bottleneck`], [`Block::separable`],
+/// [`Block::inverted_residual`]. Its output is tapped under its name.
 ///
 /// Layer names inside a block named `b` (post-activation / pre-activation):
 ///

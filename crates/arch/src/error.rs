@@ -2,6 +2,7 @@
 
 use gradlab_autodiff::AutodiffError;
 use gradlab_nn::NnError;
+use gradlab_tensor::TensorError;
 use thiserror::Error;
 
 /// Everything building or running an architecture can reject, with the
@@ -15,6 +16,10 @@ pub enum ArchError {
     /// The autodiff tape rejected an operation.
     #[error(transparent)]
     Autodiff(#[from] AutodiffError),
+    /// A tensor operation rejected its inputs (so that code building inputs
+    /// and running a network can use one error type).
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
     /// A depth the network family cannot be built with (a CIFAR ResNet
     /// needs `6n + 2` layers, its bottleneck version `9n + 2`, ...).
     #[error("{network}: depth {depth} is not valid: {reason}")]
@@ -94,6 +99,7 @@ impl ArchError {
         match self {
             ArchError::Nn(e) => e,
             ArchError::Autodiff(e) => NnError::Autodiff(e),
+            ArchError::Tensor(e) => NnError::Tensor(e),
             ArchError::InputShape {
                 network,
                 expected,

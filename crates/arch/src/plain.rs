@@ -109,6 +109,9 @@ impl StackOptions {
         if self.batch_norm {
             s.push_str("-bn");
         }
+        if self.gain != 1.0 {
+            s.push_str(&format!("-g{}", self.gain));
+        }
         if let Some(k) = self.shortcut_every {
             s.push_str(&format!("-skip{k}"));
         }

@@ -250,8 +250,9 @@ impl ResNetConfig {
     }
 
     /// A short label: `resnet-20`, `plain-resnet-56`, `preact-resnet-110`,
-    /// `resnet-bottleneck-29`, with `-B` for option B where it differs from
-    /// the family's default.
+    /// `resnet-bottleneck-29`, with `-B` (or `-A`) for a shortcut option other
+    /// than the family's default and `-w32` for a base width other than 16
+    /// (64 with the ImageNet stem).
     pub fn label(&self) -> String {
         let mut s = String::new();
         if !self.residual {
@@ -268,6 +269,10 @@ impl ResNetConfig {
         let default_b = matches!(self.stem, Stem::ImageNet { .. });
         if self.residual && (self.shortcut == ShortcutOption::B) != default_b {
             s.push_str(if default_b { "-A" } else { "-B" });
+        }
+        let default_width = if default_b { 64 } else { 16 };
+        if self.stem.channels() != default_width {
+            s.push_str(&format!("-w{}", self.stem.channels()));
         }
         s
     }
