@@ -36,7 +36,7 @@
 //! `activations.rs` (dead units and forward collapse, I11-I12), `probe.rs`
 //! (the model-independent data probe, I13) — then `verdict.rs` (the gated
 //! decision procedure), `recorder.rs`, `history.rs`, `diagnose.rs` and
-//! `run.rs` (a diagnosed training loop).
+//! `run.rs` (a diagnosed training loop), `plot.rs` (SVG depth profiles).
 
 pub mod activations;
 pub mod depth_profile;
@@ -44,6 +44,7 @@ mod diagnose;
 mod error;
 pub mod gradient_noise;
 mod history;
+pub mod plot;
 pub mod probe;
 mod recorder;
 mod run;
