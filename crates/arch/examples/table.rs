@@ -50,8 +50,9 @@ fn models() -> Result<Vec<Entry>, ArchError> {
     );
     let mut p164 = ResNetConfig::cifar_bottleneck(164)?;
     p164.preact = true;
+    p164.shortcut = ShortcutOption::B;
     add(
-        "He et al. 2016b ResNet-164",
+        "He et al. 2016b ResNet-164, option B",
         Box::new(ResNet::new(&root(), &p164)?),
     );
     add(

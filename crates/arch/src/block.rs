@@ -47,7 +47,9 @@ pub enum ShortcutOption {
     #[default]
     A,
     /// A 1x1 projection convolution (stride 2 where the block downsamples)
-    /// followed by BN (`<block>.shortcut.conv`, `<block>.shortcut.bn`).
+    /// followed by BN (`<block>.shortcut.conv`, `<block>.shortcut.bn`); in a
+    /// pre-activation block the convolution alone, applied to the
+    /// pre-activated input (He et al. 2016b).
     B,
 }
 
@@ -131,7 +133,8 @@ enum Path<T: Element> {
 /// | InvertedResidual | `expand bn1 act1 dw bn2 act2 project bn3 [+]` (no `expand` when the expansion is 1) |
 ///
 /// `[+]` is the shortcut addition; the shortcut itself is `b.shortcut`
-/// (option A, tapped) or `b.shortcut.conv`, `b.shortcut.bn` (option B).
+/// (option A, tapped) or `b.shortcut.conv`, `b.shortcut.bn` (option B;
+/// no `bn` in pre-activation blocks).
 /// Without BatchNorm the `bn*` layers are absent and convolutions have a bias.
 ///
 /// # Shapes
@@ -210,10 +213,14 @@ impl<T: Element> Block<T> {
                 let mut chain = Chain::new();
                 let spec =
                     Conv2dSpec::new(self.in_channels, self.out_channels, 1).stride(self.stride);
-                // The projection always has BN in a BN network (and a bias otherwise).
+                // Post-activation: conv + BN, like the main path's end (a bias
+                // instead of BN without BatchNorm). Pre-activation: the conv
+                // alone, on the already normalised input (He et al. 2016b).
                 chain.push(u.conv(&s.pp("conv"), spec)?);
-                if let Some(bn) = u.bn2(&s.pp("bn"), self.out_channels)? {
-                    chain.push(bn);
+                if !self.preact {
+                    if let Some(bn) = u.bn2(&s.pp("bn"), self.out_channels)? {
+                        chain.push(bn);
+                    }
                 }
                 Path::Projection(chain)
             }

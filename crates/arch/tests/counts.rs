@@ -100,7 +100,11 @@ fn option_b_adds_exactly_the_projections() {
         assert!(net_b.param("stage2.block1.shortcut.conv.weight").is_some());
         assert!(net_b.param("stage3.block1.shortcut.bn.gamma").is_some());
         // The plain twin of option B drops the projections with the shortcuts.
-        assert_eq!(resnet(&b.plain()).num_trainable(), na);
+        assert_eq!(resnet(&b.clone().plain()).num_trainable(), na);
+        // Pre-activation projections are the convolutions alone.
+        let mut pre_b = b.clone();
+        pre_b.preact = true;
+        assert_eq!(resnet(&pre_b).num_trainable() - na, 16 * 32 + 32 * 64);
     }
 }
 
