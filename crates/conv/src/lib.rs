@@ -12,7 +12,7 @@
 //!   grouped convolutions, one GEMM on the input planes for 1x1 convolutions,
 //!   direct vectorisable loops for depthwise ones, rayon over images and
 //!   planes, bit-identical results whatever the number of threads;
-//! - [`reference`] holds the same two functions as plain nested loops, the
+//! - [`reference`](mod@reference) holds the same two functions as plain nested loops, the
 //!   oracle every fast kernel is tested against;
 //! - [`max_pool2d`], [`avg_pool2d`] and [`global_avg_pool2d`] with their
 //!   backward passes, specified by [`Pool2dSpec`].

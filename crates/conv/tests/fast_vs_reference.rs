@@ -176,6 +176,11 @@ fn named_cases() -> Vec<(&'static str, Case)> {
             "large batch",
             case(Conv2dSpec::new(3, 4, 3).padding(1), 37, 5, 6, 0),
         ),
+        // A weight so large that the weight gradient uses fewer batch chunks.
+        (
+            "large weight",
+            case(Conv2dSpec::new(700, 700, 3), 4, 3, 3, 0),
+        ),
         // A single input channel (groups == C_in == 1 is a standard convolution).
         (
             "one input channel",

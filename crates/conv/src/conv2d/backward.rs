@@ -1,7 +1,7 @@
 //! Backward pass of standard and grouped convolutions.
 //!
-//! The batch is cut into at most [`BATCH_CHUNKS`] contiguous chunks, a
-//! partition fixed by the batch size alone. One rayon task per chunk owns the
+//! The batch is cut into at most [`BATCH_CHUNKS`] contiguous chunks (fewer
+//! for very large weights), a partition fixed by the shapes alone. One rayon task per chunk owns the
 //! input gradient of its images and a private weight/bias gradient; per image,
 //! group and band of output rows it
 //! - recomputes the im2col columns `col` and accumulates `dW_g += dy_g col^T`;
@@ -26,6 +26,10 @@ use crate::spec::Geometry;
 /// not the thread count, so that the summation order never changes.
 pub(crate) const BATCH_CHUNKS: usize = 16;
 
+/// Elements all private weight gradients may take together (64 MiB of f32);
+/// large weights get fewer chunks. Depends on the shapes only.
+const PARTIAL_BUDGET: usize = 1 << 24;
+
 pub(super) fn backward<T: Element>(
     x: &[T],
     w: &[T],
@@ -33,9 +37,10 @@ pub(super) fn backward<T: Element>(
     g: &Geometry,
 ) -> Result<RawGrads<T>> {
     let (hw, p, kk) = (g.in_plane(), g.out_plane(), g.col_rows());
-    let chunk = g.n.div_ceil(BATCH_CHUNKS).max(1);
-    let n_chunks = g.n.div_ceil(chunk);
     let wlen = g.c_out * kk;
+    let max_chunks = (PARTIAL_BUDGET / wlen.max(1)).clamp(1, BATCH_CHUNKS);
+    let chunk = g.n.div_ceil(max_chunks).max(1);
+    let n_chunks = g.n.div_ceil(chunk);
     let mut dx = super::zeros(g.n * g.c_in * hw);
     let mut partials: Vec<(Vec<T>, Vec<T>)> = (0..n_chunks)
         .map(|_| (vec![T::zero(); wlen], vec![T::zero(); g.c_out]))
