@@ -4,29 +4,16 @@
 //!
 //! `cargo run --release -p gradlab-diag --example diagnose_mlp -- sigmoid|relu|noise`
 
+use gradlab_arch::{ArchError, PlainMlp, PlainMlpConfig};
 use gradlab_data::{
     train_val_split, Dataset, Digits, DigitsConfig, Noise, NoiseConfig, PixelScale,
 };
 use gradlab_diag::*;
-use gradlab_nn::*;
+use gradlab_nn::{ActivationKind, Scope};
 
-/// `depth` hidden layers of width 64 with PyTorch-default initialisation.
-fn mlp(
-    depth: usize,
-    act: ActivationKind,
-    seed: u64,
-) -> std::result::Result<Sequential<f32>, NnError> {
-    let root = Scope::new(seed);
-    let mut net = Sequential::<f32>::new(&root.pp("net"));
-    net.add(|s| Ok(Flatten::new(s)))?;
-    let mut width_in = 64;
-    for _ in 0..depth {
-        net.add(|s| Linear::new(s, width_in, 64, LinearConfig::default()))?;
-        net.add(|s| Activation::new(s, act))?;
-        width_in = 64;
-    }
-    net.add(|s| Linear::new(s, 64, 10, LinearConfig::default()))?;
-    Ok(net)
+/// `depth` layers of width 64 with PyTorch-default initialisation.
+fn mlp(depth: usize, act: ActivationKind) -> Result<PlainMlp<f32>, ArchError> {
+    PlainMlp::new(&Scope::new(0), &PlainMlpConfig::new(64, 10, depth, 64, act))
 }
 
 fn main() {
@@ -63,7 +50,7 @@ fn main() {
         ..Default::default()
     };
     let t = std::time::Instant::now();
-    let run = run_diagnosed(&|| mlp(depth, act, 0), tr, va, &cfg, &mut |_| {}).unwrap();
+    let run = run_diagnosed(&|| mlp(depth, act), tr, va, &cfg, &mut |_| {}).unwrap();
     let d = &run.diagnosis;
     println!(
         "{which}: {} conf {:.2} ({:?})",

@@ -1,5 +1,6 @@
 //! The one error type of this crate.
 
+use gradlab_arch::ArchError;
 use gradlab_data::DataError;
 use gradlab_nn::NnError;
 use thiserror::Error;
@@ -38,6 +39,9 @@ pub enum DiagError {
     /// A layer, optimizer or autodiff failure while training or recording.
     #[error(transparent)]
     Nn(#[from] NnError),
+    /// A network failure (bad input shape, unknown point).
+    #[error(transparent)]
+    Arch(#[from] ArchError),
     /// A dataset failure.
     #[error(transparent)]
     Data(#[from] DataError),

@@ -2,6 +2,7 @@
 //! the scenario suite use. Any other loop can do the same with a
 //! [`Recorder`] and [`diagnose`].
 
+use gradlab_arch::{combined_loss, Classifier, HeadMode, OutputRequest};
 use gradlab_autodiff::Gradients;
 use gradlab_data::{Batch, BatchConfig, Batches, Dataset, ShuffledLabels};
 use gradlab_nn::{
@@ -211,7 +212,9 @@ struct Pass {
     accuracy: f64,
 }
 
-fn forward_backward<M: Module<f32> + ?Sized>(
+/// The training loss is the combined deep-supervision loss, which is the
+/// plain cross-entropy for a network without auxiliary heads.
+fn forward_backward<M: Classifier<f32> + ?Sized>(
     model: &mut M,
     batch: &Batch,
     seed: u64,
@@ -219,14 +222,13 @@ fn forward_backward<M: Module<f32> + ?Sized>(
 ) -> Result<Pass> {
     let mut cx = Ctx::new().with_seed(seed);
     let x = cx.input(batch.images.clone());
-    let logits = model.forward(&mut cx, x)?;
-    let accuracy = accuracy(cx.value(logits)?, &batch.labels)?;
-    let loss = cross_entropy(
-        &mut cx,
-        logits,
-        &batch.labels,
-        &CrossEntropyOptions::default(),
-    )?;
+    let request = OutputRequest {
+        heads: HeadMode::Auto,
+        features: Vec::new(),
+    };
+    let outputs = model.forward_outputs(&mut cx, x, &request)?;
+    let accuracy = accuracy(cx.value(outputs.logits)?, &batch.labels)?;
+    let loss = combined_loss(&mut cx, &outputs, &batch.labels)?.total;
     let (grads, tap_grads) = if keep_taps {
         let (g, t) = cx.backward_with_taps(loss)?;
         (g, Some(t))
@@ -250,7 +252,7 @@ fn flatten(grads: &GradMap<f32>) -> Vec<f32> {
 
 /// Gradients of `k` batches at fixed parameters, with BatchNorm's running
 /// statistics restored afterwards so the measurement leaves no trace.
-fn fixed_point_gradients<M: Module<f32> + ?Sized>(
+fn fixed_point_gradients<M: Classifier<f32> + ?Sized>(
     model: &mut M,
     data: &dyn Dataset,
     k: usize,
@@ -324,7 +326,8 @@ fn design_matrix(data: &dyn Dataset, limit: usize) -> Result<(Array2<f32>, Vec<u
 }
 
 /// Trains a fresh model from `make_model` on `train` for `config.steps`
-/// steps with diagnostics on, checks it on `val`, optionally runs the data
+/// steps with diagnostics on (depth positions default to the network's
+/// block outputs; networks with auxiliary heads train on the combined loss), checks it on `val`, optionally runs the data
 /// probe and the label-shuffle control, and diagnoses the run.
 ///
 /// # Errors
@@ -339,7 +342,7 @@ pub fn run_diagnosed<M, E>(
     progress: &mut dyn FnMut(&RunProgress),
 ) -> Result<DiagnosedRun>
 where
-    M: Module<f32>,
+    M: Classifier<f32>,
     E: std::fmt::Display,
 {
     let build = || {
@@ -348,7 +351,12 @@ where
         })
     };
     let k = train.num_classes();
-    let mut recorder = Recorder::new(config.recorder.clone(), k);
+    let mut model = build()?;
+    let mut recorder_options = config.recorder.clone();
+    if recorder_options.positions.is_empty() {
+        recorder_options.positions = model.block_names();
+    }
+    let mut recorder = Recorder::new(recorder_options, k);
     let counts = {
         let mut c = vec![0usize; k];
         for i in 0..train.len() {
@@ -361,7 +369,6 @@ where
     };
     recorder.history_mut().set_class_prior(&counts);
 
-    let mut model = build()?;
     let mut opt = optimizer(config)?;
     let mut stream = BatchStream::new(train, config.batch_size, config.seed)?;
     let checks = check_steps(config.steps, config.checks);
@@ -442,7 +449,7 @@ where
     Ok(DiagnosedRun { diagnosis, history })
 }
 
-fn held_out_check<M: Module<f32> + ?Sized>(
+fn held_out_check<M: Classifier<f32> + ?Sized>(
     model: &mut M,
     train: &dyn Dataset,
     val: &dyn Dataset,

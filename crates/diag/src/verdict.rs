@@ -523,9 +523,13 @@ fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, 
                 .map(|d| format!(" and fell {:.1}% over the window", d * 100.0))
                 .unwrap_or_default()
         ),
+        // Not stalled: either condition failing is enough, so the larger margin counts.
         match (ind.loss_to_chance, ind.loss_drop) {
             (Some(r), Some(d)) if r >= th.stall_loss_to_chance => {
                 lin_margin(d, th.stall_drop, 0.05)
+            }
+            (Some(r), Some(d)) if d >= th.stall_drop => {
+                lin_margin(r, th.stall_loss_to_chance, 0.2).max(lin_margin(d, th.stall_drop, 0.05))
             }
             (Some(r), _) => lin_margin(r, th.stall_loss_to_chance, 0.2),
             _ => 0.5,
@@ -536,18 +540,27 @@ fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, 
         _ => None,
     };
     let probe_chance = ind.probe_p_value.map(|pv| pv >= 1e-3);
-    if rho < th.fitted_loss_to_chance {
-        if let (Some((v, c, b, true)), Some(true)) = (at_chance, probe_chance) {
-            p.note(
-                format!("the model fits the training labels (loss {rho:.3} x ln K < {:.2}) while held-out accuracy {v:.3} stays within chance {c:.3} ± {b:.3}", th.fitted_loss_to_chance),
-                lin_margin(rho, th.fitted_loss_to_chance, 0.25),
-            );
-            p.note(
-                format!("and a model-independent probe finds no signal (p = {:.2}): it is memorising labels that carry none", ind.probe_p_value.unwrap_or(1.0)),
-                log_margin(ind.probe_p_value.unwrap_or(1.0), 1e-3).max(0.3),
-            );
-            return (Verdict::NoSignal, Verdict::Overfitting, 1.0);
+    // Progress on the training labels only, with nothing to generalise from:
+    // the model memorises (Zhang et al. 2017).
+    if let (Some((v, c, b, true)), Some(true)) = (at_chance, probe_chance) {
+        p.note(
+            format!("the progress is memorisation: held-out accuracy {v:.3} stays within chance {c:.3} ± {b:.3}"),
+            ((b - (v - c).abs()) / b).clamp(0.0, 1.0).max(0.3),
+        );
+        p.note(
+            format!(
+                "and a model-independent probe finds no signal in the data (p = {:.2}): the labels carry none to learn",
+                ind.probe_p_value.unwrap_or(1.0)
+            ),
+            log_margin(ind.probe_p_value.unwrap_or(1.0), 1e-3).max(0.3),
+        );
+        if rho < th.fitted_loss_to_chance {
+            p.info(format!(
+                "the training labels are being fitted: loss {rho:.3} x ln K (< {:.2})",
+                th.fitted_loss_to_chance
+            ));
         }
+        return (Verdict::NoSignal, Verdict::Overfitting, 1.0);
     }
     let gap = ind.train_val_gap;
     let rising = ind.val_loss_rising.unwrap_or(0);

@@ -1,20 +1,19 @@
 //! The recorder: a record of all-zero gradients is rejected, and a real run
 //! round-trips through JSON.
 
+use gradlab_arch::{PlainMlp, PlainMlpConfig};
 use gradlab_data::{train_val_split, Patterns, PatternsConfig};
 use gradlab_diag::{
     diagnose, run_diagnosed, DiagError, DiagnosedRun, Recorder, RecorderOptions, RunConfig,
 };
-use gradlab_nn::{Ctx, Flatten, GradMap, Linear, LinearConfig, Module, Scope, Sequential};
+use gradlab_nn::{ActivationKind, Ctx, GradMap, Module, Scope};
 use gradlab_tensor::Tensor;
 
-fn tiny_model() -> Result<Sequential<f32>, gradlab_nn::NnError> {
-    let mut net = Sequential::new(&Scope::new(1).pp("net"));
-    net.add(|s| Ok(Flatten::new(s)))?;
-    net.add(|s| Linear::new(s, 16, 8, LinearConfig::default()))?;
-    net.add(|s| gradlab_nn::Activation::new(s, gradlab_nn::ActivationKind::Relu))?;
-    net.add(|s| Linear::new(s, 8, 3, LinearConfig::default()))?;
-    Ok(net)
+fn tiny_model() -> Result<PlainMlp<f32>, gradlab_arch::ArchError> {
+    PlainMlp::new(
+        &Scope::new(1),
+        &PlainMlpConfig::new(16, 3, 3, 8, ActivationKind::Relu),
+    )
 }
 
 #[test]
