@@ -14,7 +14,7 @@ use crate::block::{Block, BlockOptions, ShortcutOption};
 use crate::classifier::{check_image, Classifier, Point, PointKind};
 use crate::error::{ArchError, Result};
 use crate::layer::{gap, Chain, Layer, LayerInfo};
-use crate::resnet::Stage;
+use crate::resnet::{Stage, MAX_BLOCKS};
 
 /// Which block a [`MobileNet`] stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,9 +142,11 @@ impl MobileNetConfig {
     pub fn scaled(&self, channels: usize) -> usize {
         let d = self.channel_divisor.max(1);
         let v = channels as f64 * self.width_multiplier;
-        let mut r = (((v + d as f64 / 2.0) / d as f64).floor() as usize * d).max(d);
+        let mut r = (((v + d as f64 / 2.0) / d as f64).floor() as usize)
+            .saturating_mul(d)
+            .max(d);
         if (r as f64) < 0.9 * v {
-            r += d;
+            r = r.saturating_add(d);
         }
         r
     }
@@ -206,6 +208,18 @@ impl MobileNetConfig {
                 "stages",
                 self.stages.len(),
                 "between 1 and 16 stages",
+            ));
+        }
+        let blocks = self
+            .stages
+            .iter()
+            .fold(0usize, |a, s| a.saturating_add(s.blocks));
+        if blocks > MAX_BLOCKS {
+            return Err(ArchError::config(
+                &net,
+                "stages",
+                format!("{blocks} blocks"),
+                format!("at most {MAX_BLOCKS} blocks in all"),
             ));
         }
         for (i, s) in self.stages.iter().enumerate() {

@@ -11,6 +11,7 @@ use crate::block::Block;
 use crate::classifier::{check_image, Classifier, Point, PointKind};
 use crate::error::{ArchError, Result};
 use crate::layer::{flatten, gap, Chain, LayerInfo, Units};
+use crate::resnet::MAX_BLOCKS;
 
 /// The options shared by [`PlainMlpConfig`] and [`PlainCnnConfig`].
 #[derive(Debug, Clone, PartialEq)]
@@ -56,12 +57,13 @@ impl Default for StackOptions {
 
 impl StackOptions {
     fn validate(&self, network: &str) -> Result<()> {
-        if self.depth < 2 {
+        if self.depth < 2 || self.depth > MAX_BLOCKS {
             return Err(ArchError::InvalidDepth {
                 network: network.to_string(),
                 depth: self.depth,
-                reason: "a plain stack needs at least 2 weighted layers (one hidden, one output)"
-                    .into(),
+                reason: format!(
+                    "a plain stack has between 2 weighted layers (one hidden, one output) and {MAX_BLOCKS}"
+                ),
             });
         }
         if self.width == 0 {

@@ -15,6 +15,10 @@ use crate::classifier::{check_image, Classifier, Point, PointKind};
 use crate::error::{ArchError, Result};
 use crate::layer::{gap, max_pool, Chain, Layer, LayerInfo};
 
+/// The most blocks (or hidden layers) a network may have: far beyond any
+/// trainable depth, it keeps absurd configurations from exhausting memory.
+pub(crate) const MAX_BLOCKS: usize = 10_000;
+
 /// The layers before the first stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stem {
@@ -238,7 +242,8 @@ impl ResNetConfig {
         } else {
             2
         };
-        2 + per * self.blocks.iter().sum::<usize>()
+        let blocks = self.blocks.iter().fold(0usize, |a, &b| a.saturating_add(b));
+        blocks.saturating_mul(per).saturating_add(2)
     }
 
     /// The factor the network downsamples by (stem, then one stride-2
@@ -318,6 +323,15 @@ impl ResNetConfig {
                     "every stage needs a positive width and at least one block",
                 ));
             }
+        }
+        let total = self.blocks.iter().fold(0usize, |a, &b| a.saturating_add(b));
+        if total > MAX_BLOCKS {
+            return Err(ArchError::config(
+                &net,
+                "blocks",
+                format!("{:?}", self.blocks),
+                format!("at most {MAX_BLOCKS} blocks in all"),
+            ));
         }
         if !matches!(self.block, BlockKind::Basic | BlockKind::Bottleneck) {
             return Err(ArchError::config(

@@ -48,6 +48,15 @@ impl ShortcutAOp {
             )));
         }
         let out = [h.div_ceil(self.stride), w.div_ceil(self.stride)];
+        [n, self.out_channels, out[0], out[1]]
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| {
+                bad(format!(
+                    "an output of {} channels for input {shape:?} is too large",
+                    self.out_channels
+                ))
+            })?;
         Ok(([n, c, h, w], out, (self.out_channels - c) / 2))
     }
 }

@@ -35,6 +35,18 @@ fn cifar_resnets_match_the_published_counts() {
     }
 }
 
+/// He et al. 2016b: the pre-activation ResNet-164 (Bottleneck, projections) has 1.7M parameters.
+#[test]
+fn preactivation_resnet_164() {
+    let mut c = ResNetConfig::cifar_bottleneck(164).unwrap();
+    c.preact = true;
+    c.shortcut = ShortcutOption::B;
+    assert_eq!(c.depth(), 164);
+    let n = resnet(&c).num_trainable();
+    assert_eq!(n, 1_703_258);
+    assert_eq!((n as f64 / 1e5).round() / 10.0, 1.7);
+}
+
 #[test]
 fn plain_twin_has_the_same_names_roles_and_depths() {
     for preact in [false, true] {

@@ -200,6 +200,15 @@ fn bad_configurations_are_errors() {
     c.blocks = vec![3, 3];
     assert!(matches!(build(&c), Err(ArchError::InvalidConfig { .. })));
     let mut c = ResNetConfig::cifar(20).unwrap();
+    c.blocks = vec![usize::MAX, 1, 1];
+    assert!(matches!(
+        build(&c),
+        Err(ArchError::InvalidConfig {
+            field: "blocks",
+            ..
+        })
+    ));
+    let mut c = ResNetConfig::cifar(20).unwrap();
     c.gain = -1.0;
     assert!(matches!(
         build(&c),
@@ -222,6 +231,10 @@ fn bad_configurations_are_errors() {
         Err(ArchError::InvalidDepth { depth: 1, .. })
     ));
     assert!(mlp(&|c| c.stack.width = 0).is_err());
+    assert!(matches!(
+        mlp(&|c| c.stack.depth = usize::MAX),
+        Err(ArchError::InvalidDepth { .. })
+    ));
     assert!(mlp(&|c| c.stack.shortcut_every = Some(0)).is_err());
     assert!(mlp(&|c| c.stack.gain = f64::INFINITY).is_err());
     assert!(mlp(&|c| c.in_features = 0).is_err());
@@ -240,6 +253,8 @@ fn bad_configurations_are_errors() {
     assert!(mob(&|c| c.width_multiplier = f64::NAN).is_err());
     assert!(mob(&|c| c.stages[1].stride = 3).is_err());
     assert!(mob(&|c| c.stages.clear()).is_err());
+    assert!(mob(&|c| c.stages[0].blocks = usize::MAX).is_err());
+    assert!(mob(&|c| c.stages[0].channels = usize::MAX).is_err());
 
     assert!(
         Block::<f32>::basic(&Scope::new(0).pp("b"), 0, 4, 1, &BlockOptions::default()).is_err()
