@@ -10,10 +10,12 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use gradlab_autodiff::Op;
 use gradlab_nn::{
-    cross_entropy, Activation, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Conv2dSpec,
-    CrossEntropyOptions, Ctx, GlobalAvgPool2d, Linear, LinearConfig, MaxPool2d, Module, Optimizer,
-    Pool2dSpec, Scope, Sequential, Sgd, SgdConfig,
+    cross_entropy, Activation, BatchNorm2d, BatchNormConfig, BatchNormTrainOp, Conv2d,
+    Conv2dConfig, Conv2dOp, Conv2dSpec, CrossEntropyOptions, Ctx, GlobalAvgPool2d, Linear,
+    LinearConfig, MaxPool2d, MaxPool2dOp, Module, Optimizer, Pool2dSpec, Scope, Sequential, Sgd,
+    SgdConfig,
 };
 use gradlab_tensor::Tensor;
 
@@ -96,5 +98,59 @@ fn bench_train_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_train_step);
+/// The ops of the first block on their own (shapes of the step above), to
+/// show where the step's time goes.
+fn bench_parts(c: &mut Criterion) {
+    let x = Tensor::<f32>::rand_normal(&[BATCH, 3, 32, 32], 0.0, 1.0, 2).expect("shape");
+    let h = Tensor::<f32>::rand_normal(&[BATCH, 16, 32, 32], 0.0, 1.0, 3).expect("shape");
+    let conv = Conv2dOp {
+        spec: Conv2dSpec::new(3, 16, 3).padding(1),
+    };
+    let w = Tensor::<f32>::rand_normal(&conv.spec.weight_shape(), 0.0, 0.1, 4).expect("shape");
+    let bn = BatchNormTrainOp::new(1e-5);
+    let (gamma, beta) = (Tensor::<f32>::ones(&[16]), Tensor::<f32>::zeros(&[16]));
+    let pool = MaxPool2dOp {
+        spec: Pool2dSpec::new(2),
+    };
+    let pooled = pool.forward(&[&h]).expect("pool");
+
+    let mut group = c.benchmark_group("train_step_parts_b64");
+    group.sample_size(10);
+    group.bench_function("conv3x3_3to16_32x32/forward", |b| {
+        b.iter(|| black_box(conv.forward(&[&x, &w]).expect("conv")))
+    });
+    group.bench_function("conv3x3_3to16_32x32/backward", |b| {
+        b.iter(|| {
+            black_box(
+                conv.backward(&[&x, &w], &h, &h, &[false, true])
+                    .expect("conv"),
+            )
+        })
+    });
+    group.bench_function("batch_norm_16x32x32/forward", |b| {
+        b.iter(|| black_box(bn.forward(&[&h, &gamma, &beta]).expect("bn")))
+    });
+    group.bench_function("batch_norm_16x32x32/backward", |b| {
+        b.iter(|| {
+            black_box(
+                bn.backward(&[&h, &gamma, &beta], &h, &h, &[true, true, true])
+                    .expect("bn"),
+            )
+        })
+    });
+    group.bench_function("max_pool2_16x32x32/forward", |b| {
+        b.iter(|| black_box(pool.forward(&[&h]).expect("pool")))
+    });
+    group.bench_function("max_pool2_16x32x32/backward", |b| {
+        b.iter(|| {
+            black_box(
+                pool.backward(&[&h], &pooled, &pooled, &[true])
+                    .expect("pool"),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_train_step, bench_parts);
 criterion_main!(benches);
