@@ -4,7 +4,9 @@
 //! Run: `cargo bench -p gradlab-benches --bench matmul`. Throughput is
 //! reported in elements/s where one element is one FLOP (2 per multiply-add).
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gradlab_tensor::Tensor;
 
 /// The textbook i-k-j loop: what a kernel must beat to be worth its code.

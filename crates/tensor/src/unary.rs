@@ -50,9 +50,9 @@ impl<T: Element> Tensor<T> {
         self.map(sigmoid)
     }
 
-    /// `max(x, 0)`.
+    /// `max(x, 0)`; NaN stays NaN, as in PyTorch, so bad values are not hidden.
     pub fn relu(&self) -> Self {
-        self.map(|x| if x > T::zero() { x } else { T::zero() })
+        self.map(|x| if x <= T::zero() { T::zero() } else { x })
     }
 
     /// `|x|`.

@@ -1,0 +1,6 @@
+//! One file per subcommand.
+
+pub mod conv_table;
+pub mod diagnose;
+pub mod summary;
+pub mod train;

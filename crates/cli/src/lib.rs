@@ -1,0 +1,19 @@
+//! # gradlab (command line)
+//!
+//! The `gradlab` command: train, diagnose and compare convolutional
+//! networks, and the demo report. The library side holds everything the
+//! binary runs, so that tests and benches call the same code.
+//!
+//! Layout: `spec.rs` (the `name:key=value,...` grammar), `model_spec.rs`
+//! and `data_spec.rs` (specs to networks and datasets), `commands/` (one
+//! file per subcommand), `output.rs` (atomic result files), `progress.rs`.
+
+pub mod commands;
+pub mod data_spec;
+mod error;
+pub mod model_spec;
+pub mod output;
+pub mod progress;
+pub mod spec;
+
+pub use error::{CliError, Result};

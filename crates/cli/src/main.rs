@@ -1,0 +1,301 @@
+//! The `gradlab` binary: argument parsing and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gradlab::commands::{conv_table, diagnose, summary, train};
+use gradlab::CliError;
+use gradlab_diag::OptimizerChoice;
+
+const SPEC_HELP: &str = "\
+SPEC grammar (for --model and --data): name[:key=value,...]; lists use '+'.
+  models: resnet:depth=20  plain-resnet:depth=56  resnet:depth=20,width=32
+          plain-cnn:depth=20,width=16,act=sigmoid,bn=false
+          plain-mlp:depth=10,width=64,act=tanh  plain-mlp:depth=20,act=relu,gain=2.5
+          mobilenet:width=0.5  resnet:depth=20,aux=stage1+stage2
+  data:   digits  digits:size=16  patterns:classes=10,size=16,signal=0.5,n=4000
+          noise:classes=10,size=16,n=2000  shuffled:digits  subset:digits,frac=0.1
+          idx:IMAGES,LABELS  cifar:DIR
+See docs/cli.md for every key.";
+
+/// gradlab: train CNNs and find out why training stalls.
+#[derive(Parser)]
+#[command(name = "gradlab", version, about, after_help = SPEC_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiagOptimizer {
+    Sgd,
+    Adam,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TrainOptimizer {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on data, with progress, a metrics log and checkpoints.
+    #[command(after_help = SPEC_HELP)]
+    Train {
+        /// Model SPEC, e.g. resnet:depth=20.
+        #[arg(long)]
+        model: String,
+        /// Data SPEC, e.g. digits:size=16.
+        #[arg(long)]
+        data: String,
+        /// Passes over the training split.
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// Examples per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Optimizer (sgd has momentum 0.9).
+        #[arg(long, value_enum, default_value = "sgd")]
+        optimizer: TrainOptimizer,
+        /// Base learning rate.
+        #[arg(long, default_value_t = 0.05)]
+        lr: f64,
+        /// Weight decay.
+        #[arg(long, default_value_t = 0.0)]
+        weight_decay: f64,
+        /// Learning-rate schedule: constant, step:every=E,gamma=G, multistep:at=E1+E2, cosine; each takes warmup=E.
+        #[arg(long, default_value = "constant")]
+        schedule: String,
+        /// Seed of initialisation, batch order and dropout.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Checkpoint file, written atomically each epoch and on Ctrl-C.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Continue from --checkpoint, exactly as if never interrupted.
+        #[arg(long)]
+        resume: bool,
+        /// Per-step metrics: CSV for a .csv file, JSON lines otherwise.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Train briefly with diagnostics on and say why training learns or stalls.
+    #[command(after_help = SPEC_HELP)]
+    Diagnose {
+        /// Model SPEC.
+        #[arg(long)]
+        model: String,
+        /// Data SPEC.
+        #[arg(long)]
+        data: String,
+        /// Training steps.
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// Examples per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Optimizer (sgd has momentum 0.9).
+        #[arg(long, value_enum, default_value = "sgd")]
+        optimizer: DiagOptimizer,
+        /// Learning rate.
+        #[arg(long, default_value_t = 0.05)]
+        lr: f64,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also train on permuted labels and compare (the label-shuffle control).
+        #[arg(long)]
+        shuffle_control: bool,
+        /// Write the diagnosis as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the depth-profile plot (SVG) into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A per-layer table of a model: output shapes, parameters, MACs.
+    #[command(after_help = SPEC_HELP)]
+    Summary {
+        /// Model SPEC.
+        #[arg(long)]
+        model: String,
+        /// Input shape CxHxW.
+        #[arg(long, default_value = "3x32x32")]
+        input: String,
+        /// Number of classes.
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+    },
+    /// Standard, pointwise (1x1) and depthwise convolutions compared on one shape.
+    ConvTable {
+        /// Input channels.
+        #[arg(long = "in", default_value_t = 32)]
+        c_in: usize,
+        /// Output channels.
+        #[arg(long = "out", default_value_t = 64)]
+        c_out: usize,
+        /// Kernel side.
+        #[arg(long, default_value_t = 3)]
+        kernel: usize,
+        /// Input size HxW.
+        #[arg(long, default_value = "16x16")]
+        size: String,
+        /// Images per batch for the timings.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+    },
+}
+
+fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Train {
+            model,
+            data,
+            epochs,
+            batch,
+            optimizer,
+            lr,
+            weight_decay,
+            schedule,
+            seed,
+            checkpoint,
+            resume,
+            log,
+        } => train::run(&train::TrainArgs {
+            model,
+            data,
+            epochs,
+            batch,
+            optimizer: match optimizer {
+                TrainOptimizer::Sgd => "sgd",
+                TrainOptimizer::Adam => "adam",
+                TrainOptimizer::Adamw => "adamw",
+            }
+            .into(),
+            lr,
+            weight_decay,
+            schedule,
+            seed,
+            checkpoint,
+            resume,
+            log,
+        }),
+        Command::Diagnose {
+            model,
+            data,
+            steps,
+            batch,
+            optimizer,
+            lr,
+            seed,
+            shuffle_control,
+            json,
+            out,
+        } => diagnose::run(&diagnose::DiagnoseArgs {
+            model,
+            data,
+            steps,
+            batch,
+            optimizer: match optimizer {
+                DiagOptimizer::Sgd => OptimizerChoice::Sgd,
+                DiagOptimizer::Adam => OptimizerChoice::Adam,
+            },
+            lr,
+            seed,
+            shuffle_control,
+            json,
+            out,
+        }),
+        Command::Summary {
+            model,
+            input,
+            classes,
+        } => summary::run(&model, &input, classes),
+        Command::ConvTable {
+            c_in,
+            c_out,
+            kernel,
+            size,
+            batch,
+        } => {
+            let [_, height, width] = summary::parse_shape(&size)?;
+            conv_table::run(&conv_table::ConvShape {
+                c_in,
+                c_out,
+                kernel,
+                height,
+                width,
+                batch,
+            })
+        }
+    }
+}
+
+/// clap's first line names the bad argument; add the valid choices to it.
+fn one_line_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    let text = e.render().to_string();
+    let mut line = text
+        .lines()
+        .next()
+        .unwrap_or("error: bad arguments")
+        .to_string();
+    if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
+        line.push_str(&format!("; valid values: {}", valid.join(", ")));
+    }
+    if e.kind() == ErrorKind::InvalidSubcommand {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        line.push_str(&format!("; valid commands: {}", names.join(", ")));
+    }
+    if e.kind() == ErrorKind::MissingRequiredArgument {
+        if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) {
+            line = format!("error: missing required arguments: {}", missing.join(", "));
+        }
+    }
+    if e.kind() == ErrorKind::UnknownArgument {
+        line.push_str("; see --help for the options");
+    }
+    line
+}
+
+fn main() -> ExitCode {
+    // Piping into `head` must end the program quietly, as for any Unix tool,
+    // not with a panic on the closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread
+    // starts has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("{}", one_line_error(&e));
+            return ExitCode::from(2);
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! `--model SPEC`: from a spec string to a network ([`Classifier`]).
+//!
+//! | name | keys |
+//! |---|---|
+//! | `resnet`, `plain-resnet` | `depth` (6n+2, default 20), `width` (base, 16), `block` (basic, bottleneck), `shortcut` (a, b), `preact`, `act`, `bn`, `gain`, `aux`, `aux-weight` |
+//! | `plain-cnn` | `depth` (10), `width` (16), `act`, `bn`, `gain`, `bias`, `shortcut-every`, `aux`, `aux-weight` |
+//! | `plain-mlp` | `depth` (10), `width` (64), `act`, `bn`, `gain`, `bias`, `shortcut-every`, `aux`, `aux-weight` |
+//! | `mobilenet` | `width` (multiplier, 1.0), `v2`, `act`, `aux`, `aux-weight` |
+//!
+//! `act` is relu, tanh, sigmoid, leaky-relu or gelu; `gain` multiplies the
+//! standard deviation of the default initialisation; `bias` sets every bias
+//! to a constant (`bias=-2` makes dead ReLUs); `aux=stage1+stage2` attaches
+//! auxiliary heads (weight `aux-weight`, default 0.3) at those points.
+
+use gradlab_arch::{
+    AuxHeadConfig, AuxNet, BlockKind, Classifier, MobileNet, MobileNetConfig, PlainCnn,
+    PlainCnnConfig, PlainMlp, PlainMlpConfig, ResNet, ResNetConfig, ShortcutOption, StackOptions,
+    DEFAULT_AUX_WEIGHT,
+};
+use gradlab_nn::{ActivationKind, Init, Scope};
+
+use crate::error::{CliError, Result};
+use crate::spec::{unknown, Spec};
+
+/// The model names `--model` accepts.
+pub const MODEL_NAMES: [&str; 5] = [
+    "resnet",
+    "plain-resnet",
+    "plain-cnn",
+    "plain-mlp",
+    "mobilenet",
+];
+
+const ACTIVATIONS: [&str; 5] = ["relu", "tanh", "sigmoid", "leaky-relu", "gelu"];
+
+/// A built network with what the diagnostics need to know about it.
+pub struct BuiltModel {
+    /// The network.
+    pub net: Box<dyn Classifier<f32>>,
+    /// Its non-linearity.
+    pub activation: ActivationKind,
+    /// The spec it was built from.
+    pub spec: String,
+}
+
+fn activation(spec: &mut Spec) -> Result<ActivationKind> {
+    Ok(match spec.choice("act", &ACTIVATIONS, "relu")?.as_str() {
+        "tanh" => ActivationKind::Tanh,
+        "sigmoid" => ActivationKind::Sigmoid,
+        "leaky-relu" => ActivationKind::LeakyRelu(0.01),
+        "gelu" => ActivationKind::Gelu,
+        _ => ActivationKind::Relu,
+    })
+}
+
+fn stack(spec: &mut Spec, default_width: usize) -> Result<StackOptions> {
+    let mut s = StackOptions {
+        depth: spec.usize("depth", 10)?,
+        width: spec.usize("width", default_width)?,
+        activation: activation(spec)?,
+        batch_norm: spec.bool("bn", false)?,
+        ..StackOptions::default()
+    };
+    s.gain = spec.positive("gain", 1.0)?;
+    if let Some(b) = spec.opt_f64("bias")? {
+        s.bias_init = Init::Constant(b);
+    }
+    let every = spec.usize("shortcut-every", 0)?;
+    s.shortcut_every = (every > 0).then_some(every);
+    Ok(s)
+}
+
+/// Builds the network `text` for inputs `[C, H, W]` and `num_classes` classes.
+///
+/// # Errors
+/// [`CliError::Usage`] for an unknown name or key, a malformed value, or a
+/// configuration the architecture rejects (with its reason).
+pub fn build_model(
+    text: &str,
+    input: [usize; 3],
+    num_classes: usize,
+    seed: u64,
+) -> Result<BuiltModel> {
+    let mut spec = Spec::parse(text)?;
+    let usage = |e: gradlab_arch::ArchError| CliError::Usage(format!("'{text}': {e}"));
+    let scope = Scope::new(seed);
+    let [c, h, w] = input;
+    let (net, act, keys): (Box<dyn Classifier<f32>>, ActivationKind, &[&str]) =
+        match spec.name.as_str() {
+            "resnet" | "plain-resnet" => {
+                let depth = spec.usize("depth", 20)?;
+                let block = spec.choice("block", &["basic", "bottleneck"], "basic")?;
+                let mut cfg = if block == "bottleneck" {
+                    ResNetConfig::cifar_bottleneck(depth)
+                } else {
+                    ResNetConfig::cifar(depth)
+                }
+                .map_err(usage)?;
+                let width = spec.usize("width", 16)?;
+                cfg = cfg.with_width(width);
+                cfg.in_channels = c;
+                cfg.num_classes = num_classes;
+                cfg.shortcut = if spec.choice("shortcut", &["a", "b"], "a")? == "b" {
+                    ShortcutOption::B
+                } else {
+                    ShortcutOption::A
+                };
+                cfg.preact = spec.bool("preact", false)?;
+                cfg.activation = activation(&mut spec)?;
+                cfg.batch_norm = spec.bool("bn", true)?;
+                cfg.gain = spec.positive("gain", 1.0)?;
+                if spec.name == "plain-resnet" {
+                    cfg = cfg.plain();
+                }
+                if block == "bottleneck" {
+                    cfg.block = BlockKind::Bottleneck;
+                }
+                let act = cfg.activation;
+                (
+                    Box::new(ResNet::new(&scope, &cfg).map_err(usage)?),
+                    act,
+                    &[
+                        "depth",
+                        "width",
+                        "block",
+                        "shortcut",
+                        "preact",
+                        "act",
+                        "bn",
+                        "gain",
+                        "aux",
+                        "aux-weight",
+                    ],
+                )
+            }
+            "plain-cnn" => {
+                let cfg = PlainCnnConfig {
+                    in_channels: c,
+                    num_classes,
+                    stack: stack(&mut spec, 16)?,
+                };
+                let act = cfg.stack.activation;
+                (
+                    Box::new(PlainCnn::new(&scope, &cfg).map_err(usage)?),
+                    act,
+                    &[
+                        "depth",
+                        "width",
+                        "act",
+                        "bn",
+                        "gain",
+                        "bias",
+                        "shortcut-every",
+                        "aux",
+                        "aux-weight",
+                    ],
+                )
+            }
+            "plain-mlp" => {
+                let cfg = PlainMlpConfig {
+                    in_features: c * h * w,
+                    num_classes,
+                    stack: stack(&mut spec, 64)?,
+                };
+                let act = cfg.stack.activation;
+                (
+                    Box::new(PlainMlp::new(&scope, &cfg).map_err(usage)?),
+                    act,
+                    &[
+                        "depth",
+                        "width",
+                        "act",
+                        "bn",
+                        "gain",
+                        "bias",
+                        "shortcut-every",
+                        "aux",
+                        "aux-weight",
+                    ],
+                )
+            }
+            "mobilenet" => {
+                let mut cfg = if spec.bool("v2", false)? {
+                    MobileNetConfig::small_v2()
+                } else {
+                    MobileNetConfig::small()
+                };
+                cfg = cfg.with_width(spec.positive("width", 1.0)?);
+                cfg.in_channels = c;
+                cfg.num_classes = num_classes;
+                cfg.activation = activation(&mut spec)?;
+                let act = cfg.activation;
+                (
+                    Box::new(MobileNet::new(&scope, &cfg).map_err(usage)?),
+                    act,
+                    &["width", "v2", "act", "aux", "aux-weight"],
+                )
+            }
+            other => return Err(unknown("model", other, &MODEL_NAMES)),
+        };
+    let aux = spec.list("aux");
+    let weight = spec.f64("aux-weight", DEFAULT_AUX_WEIGHT)?;
+    spec.finish(keys)?;
+    net.check_input(&[1, c, h, w]).map_err(usage)?;
+    let net: Box<dyn Classifier<f32>> = if aux.is_empty() {
+        net
+    } else {
+        let heads: Vec<AuxHeadConfig> = aux
+            .iter()
+            .map(|p| AuxHeadConfig::new(p.clone()).with_weight(weight))
+            .collect();
+        Box::new(AuxNet::new(&scope, net, &heads, &[c, h, w]).map_err(usage)?)
+    };
+    Ok(BuiltModel {
+        net,
+        activation: act,
+        spec: text.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_example_builds() {
+        for text in [
+            "resnet:depth=20",
+            "plain-resnet:depth=8",
+            "plain-cnn:depth=6,width=4,act=sigmoid,bn=false",
+            "plain-mlp:depth=10,width=16,act=tanh",
+            "plain-mlp:depth=5,width=16,act=relu,gain=2.5",
+            "plain-mlp:depth=4,width=8,bias=-2",
+            "resnet:depth=8,width=8",
+            "mobilenet:width=0.25",
+            "resnet:depth=8,aux=stage1+stage2",
+        ] {
+            let m = build_model(text, [1, 8, 8], 10, 0).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(m.net.num_classes(), 10, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_usage_errors_listing_choices() {
+        let e = build_model("resnte", [1, 8, 8], 10, 0).err().unwrap();
+        assert!(
+            e.to_string().contains("plain-resnet") && e.exit_code() == 2,
+            "{e}"
+        );
+        let e = build_model("resnet:depth=21", [1, 8, 8], 10, 0)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("6n + 2"), "{e}");
+        let e = build_model("resnet:deep=20", [1, 8, 8], 10, 0)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("valid keys"), "{e}");
+        let e = build_model("plain-mlp:act=swish", [1, 8, 8], 10, 0)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("sigmoid"), "{e}");
+        let e = build_model("resnet:aux=stage9", [1, 8, 8], 10, 0)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("stage9"), "{e}");
+        assert!(build_model("plain-mlp:gain=-1", [1, 8, 8], 10, 0).is_err());
+    }
+}
