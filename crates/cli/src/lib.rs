@@ -6,14 +6,19 @@
 //!
 //! Layout: `spec.rs` (the `name:key=value,...` grammar), `model_spec.rs`
 //! and `data_spec.rs` (specs to networks and datasets), `commands/` (one
-//! file per subcommand), `output.rs` (atomic result files), `progress.rs`.
+//! file per subcommand), `experiments/` (the four experiments of the demo),
+//! `report.rs` and `charts.rs` (the HTML report and its SVG charts),
+//! `output.rs` (atomic result files), `progress.rs`.
 
+pub mod charts;
 pub mod commands;
 pub mod data_spec;
 mod error;
+pub mod experiments;
 pub mod model_spec;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod spec;
 
 pub use error::{CliError, Result};

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gradlab::commands::{conv_table, diagnose, summary, train};
+use gradlab::commands::{conv_table, demo, diagnose, summary, train};
+use gradlab::experiments::{Size, NAMES};
 use gradlab::CliError;
 use gradlab_diag::OptimizerChoice;
 
@@ -40,8 +41,43 @@ enum TrainOptimizer {
     Adamw,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ExperimentName {
+    ConvOps,
+    PlainVsResidual,
+    AuxHeads,
+    CapacityVsSignal,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the four experiments on embedded data and write the report (a few minutes).
+    Demo {
+        /// Folder of the report (index.html, SVG plots, results.json).
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// The small version (about a minute).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Run one experiment of the demo, bigger when asked.
+    Experiment {
+        /// Which experiment.
+        #[arg(value_enum)]
+        name: ExperimentName,
+        /// Folder of the report.
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// The small version.
+        #[arg(long)]
+        quick: bool,
+        /// Multiplies the training steps of the full version.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Seed of every run.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Train a model on data, with progress, a metrics log and checkpoints.
     #[command(after_help = SPEC_HELP)]
     Train {
@@ -151,6 +187,22 @@ enum Command {
 
 fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Demo { out, quick } => demo::demo(&out, quick),
+        Command::Experiment {
+            name,
+            out,
+            quick,
+            scale,
+            seed,
+        } => {
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(CliError::Usage(format!(
+                    "--scale must be a positive number, got {scale}"
+                )));
+            }
+            let name = NAMES[name as usize];
+            demo::run(&[name], &Size { quick, seed, scale }, &out)
+        }
         Command::Train {
             model,
             data,

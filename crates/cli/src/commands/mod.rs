@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod conv_table;
+pub mod demo;
 pub mod diagnose;
 pub mod summary;
 pub mod train;
