@@ -128,6 +128,25 @@ pub(crate) fn im2col<T: Element>(
                 } else {
                     // Pad the row, then deal its columns out to the phases.
                     copy_short(&mut padded_row[g.p[1]..g.p[1] + w], src);
+                    if sw == 2 {
+                        // The common case, as pairs: even columns to phase 0,
+                        // odd ones to phase 1.
+                        let (e0, e1) = (band.row(g, ci, 0, q), band.row(g, ci, 1, q));
+                        let (lo, hi) = scratch.split_at_mut(e1);
+                        let pairs = padded_row.chunks_exact(2);
+                        if let Some(&last) = pairs.remainder().first() {
+                            lo[e0 + wp / 2] = last;
+                        }
+                        for ((even, odd), pair) in lo[e0..e0 + wp / 2]
+                            .iter_mut()
+                            .zip(&mut hi[..wp / 2])
+                            .zip(pairs)
+                        {
+                            *even = pair[0];
+                            *odd = pair[1];
+                        }
+                        continue;
+                    }
                     for f in 0..sw {
                         let d = band.row(g, ci, f, q);
                         let n = wp.saturating_sub(f).div_ceil(sw);
