@@ -26,6 +26,12 @@ pub struct RecorderOptions {
     /// Compute forward statistics (dead units, diversity) every this many
     /// steps; 0 never. They read every tapped activation, so they cost more.
     pub forward_stats_every: usize,
+    /// The taps whose units are counted as dead or saturated: the outputs of
+    /// the non-linearities. Empty: every tap whose values all lie in the
+    /// activation's range, which can also catch outputs that are not a
+    /// non-linearity's (a zero-padded option-A shortcut looks half dead);
+    /// [`run_diagnosed`](crate::run_diagnosed) fills it from the network's layers.
+    pub unit_taps: Vec<String>,
 }
 
 /// One parameterised layer at one step (its `weight` parameter).
@@ -265,8 +271,17 @@ impl Recorder {
             _ => return (None, None),
         };
         let mut worst: Option<f64> = None;
-        for (_, var) in cx.taps() {
-            let Ok(t) = cx.value(*var) else { continue };
+        let vars: Vec<_> = if self.options.unit_taps.is_empty() {
+            cx.taps().iter().map(|(_, v)| *v).collect()
+        } else {
+            self.options
+                .unit_taps
+                .iter()
+                .filter_map(|name| cx.tapped(name))
+                .collect()
+        };
+        for var in vars {
+            let Ok(t) = cx.value(var) else { continue };
             let batch = t.shape().first().copied().unwrap_or(0);
             if t.rank() < 2 || batch < 2 || !t.as_slice().iter().all(|&v| v >= lo && v <= hi) {
                 continue;

@@ -2,12 +2,12 @@
 //! the scenario suite use. Any other loop can do the same with a
 //! [`Recorder`] and [`diagnose`].
 
-use gradlab_arch::{combined_loss, Classifier, HeadMode, OutputRequest};
+use gradlab_arch::{combined_loss, Classifier, HeadMode, LayerKind, OutputRequest};
 use gradlab_autodiff::Gradients;
 use gradlab_data::{Batch, BatchConfig, Batches, Dataset, ShuffledLabels};
 use gradlab_nn::{
-    accuracy, cross_entropy, Adam, AdamConfig, CrossEntropyOptions, Ctx, GradMap, HasParams,
-    Module, Optimizer, Sgd, SgdConfig,
+    accuracy, cross_entropy, ActivationKind, Adam, AdamConfig, CrossEntropyOptions, Ctx, GradMap,
+    HasParams, Module, Optimizer, Sgd, SgdConfig,
 };
 use gradlab_tensor::Tensor;
 use ndarray::Array2;
@@ -326,9 +326,14 @@ fn design_matrix(data: &dyn Dataset, limit: usize) -> Result<(Array2<f32>, Vec<u
 }
 
 /// Trains a fresh model from `make_model` on `train` for `config.steps`
-/// steps with diagnostics on (depth positions default to the network's
-/// block outputs; networks with auxiliary heads train on the combined loss), checks it on `val`, optionally runs the data
+/// steps with diagnostics on, checks it on `val`, optionally runs the data
 /// probe and the label-shuffle control, and diagnoses the run.
+///
+/// Depth positions default to the network's block outputs; dead and
+/// saturated units are counted on the outputs of its activation layers
+/// (of the recorder's `activation`, or of the network's most common one
+/// when that is not given); networks with auxiliary heads train on the
+/// combined loss.
 ///
 /// # Errors
 /// [`DiagError::Model`] when the factory fails; training, data and recording
@@ -355,6 +360,28 @@ where
     let mut recorder_options = config.recorder.clone();
     if recorder_options.positions.is_empty() {
         recorder_options.positions = model.block_names();
+    }
+    // Dead and saturated units are counted on the non-linearities' outputs
+    // only, and the non-linearity is the network's own when not given.
+    let activations: Vec<(String, ActivationKind)> = model
+        .layers()
+        .into_iter()
+        .filter_map(|l| match l.kind {
+            LayerKind::Activation(kind) => Some((l.name, kind)),
+            _ => None,
+        })
+        .collect();
+    if recorder_options.activation.is_none() {
+        recorder_options.activation = most_common(activations.iter().map(|(_, k)| *k));
+    }
+    if recorder_options.unit_taps.is_empty() {
+        if let Some(kind) = recorder_options.activation {
+            recorder_options.unit_taps = activations
+                .into_iter()
+                .filter(|(_, k)| *k == kind)
+                .map(|(name, _)| name)
+                .collect();
+        }
     }
     let mut recorder = Recorder::new(recorder_options, k);
     let counts = {
@@ -481,6 +508,19 @@ fn held_out_check<M: Classifier<f32> + ?Sized>(
         snr,
         train_val_cos,
     })
+}
+
+/// The most frequent item (the first one among ties).
+fn most_common(items: impl Iterator<Item = ActivationKind>) -> Option<ActivationKind> {
+    let mut counts: Vec<(ActivationKind, usize)> = Vec::new();
+    for item in items {
+        match counts.iter_mut().find(|(k, _)| *k == item) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((item, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts.into_iter().find(|(_, n)| *n == best).map(|(k, _)| k)
 }
 
 /// Everything trainable as one vector; used by tests and reports.

@@ -126,3 +126,44 @@ fn a_diagnosed_run_round_trips_through_json() {
     }
     assert!(value["history"][0].get("train_loss").is_some());
 }
+
+#[test]
+fn dead_units_are_counted_on_the_non_linearities_only() {
+    use gradlab_arch::{Classifier, LayerKind, ResNet, ResNetConfig};
+    let mut cfg = ResNetConfig::cifar(8).unwrap().with_width(4);
+    cfg.in_channels = 1;
+    cfg.num_classes = 3;
+    let mut net = ResNet::<f32>::new(&Scope::new(0), &cfg).unwrap();
+    let mut cx = Ctx::new();
+    let x = cx.input(Tensor::rand_normal(&[16, 1, 8, 8], 0.0, 1.0, 0).unwrap());
+    let logits = net.forward(&mut cx, x).unwrap();
+    let labels: Vec<usize> = (0..16).map(|i| i % 3).collect();
+    let loss = gradlab_nn::cross_entropy(&mut cx, logits, &labels, &Default::default()).unwrap();
+    let (grads, taps) = cx.backward_with_taps(loss).unwrap();
+    let dead = |unit_taps: Vec<String>| {
+        let options = RecorderOptions {
+            activation: Some(ActivationKind::Relu),
+            forward_stats_every: 1,
+            unit_taps,
+            ..Default::default()
+        };
+        let mut recorder = Recorder::new(options, 3);
+        let record = recorder.record(0, &net, &cx, &grads, &taps, None).unwrap();
+        record.dead_max.unwrap()
+    };
+    // Every non-negative tap: the option-A shortcut pads half its channels
+    // with zeros, which looks like dead units.
+    assert!(dead(Vec::new()) >= 0.5);
+    let activations: Vec<String> = net
+        .layers()
+        .into_iter()
+        .filter(|l| matches!(l.kind, LayerKind::Activation(_)))
+        .map(|l| l.name)
+        .collect();
+    assert!(!activations.is_empty());
+    let d = dead(activations);
+    assert!(
+        d < 0.5,
+        "dead fraction over the ReLUs of a fresh ResNet: {d}"
+    );
+}
