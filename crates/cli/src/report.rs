@@ -36,6 +36,24 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// Markdown rendering (for docs/experiments.md).
+    pub fn to_markdown(&self) -> String {
+        let cell = |c: &String| c.replace('|', "\\|");
+        let mut out = format!(
+            "**{}**\n\n| {} |\n|{}\n",
+            self.caption,
+            self.header.iter().map(cell).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(self.header.len())
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| {} |\n",
+                r.iter().map(cell).collect::<Vec<_>>().join(" | ")
+            ));
+        }
+        out
+    }
+
     /// Plain-text rendering for the terminal.
     pub fn to_text(&self) -> String {
         let cols = self.header.len();
@@ -115,7 +133,26 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Writes `dir/index.html`, one SVG per plot, and `dir/results.json`.
+/// The sections as Markdown: setup, tables, interpretation, plot captions.
+pub fn to_markdown(sections: &[Section]) -> String {
+    let mut md = String::new();
+    for s in sections {
+        let _ = writeln!(md, "## {}\n\n{}\n", s.title, s.setup);
+        for t in &s.tables {
+            let _ = writeln!(md, "{}", t.to_markdown());
+        }
+        for p in &s.interpretation {
+            let _ = writeln!(md, "- {p}");
+        }
+        let _ = writeln!(md);
+        for p in &s.plots {
+            let _ = writeln!(md, "Plot `{}`: {}\n", p.file, p.caption);
+        }
+    }
+    md
+}
+
+/// Writes `dir/index.html`, one SVG per plot, `dir/summary.md` and `dir/results.json`.
 ///
 /// # Errors
 /// File errors, naming the file.
@@ -200,6 +237,7 @@ td.v-healthy{{background:#e2f5e1}}td.v-overfitting{{background:#fde9d9}}\
     }
     html.push_str("<p>Every number on this page is in <a href=\"results.json\">results.json</a>.</p></body></html>\n");
     write_file(&dir.join("index.html"), html.as_bytes())?;
+    write_file(&dir.join("summary.md"), to_markdown(sections).as_bytes())?;
     let results: serde_json::Map<String, serde_json::Value> = sections
         .iter()
         .map(|s| (s.id.clone(), serde_json::to_value(s).unwrap_or_default()))

@@ -71,6 +71,21 @@ fn diagnose_cell(
     })
 }
 
+/// The reason that decided the verdict: the depth or unit evidence for the
+/// flow verdicts, otherwise the last comparison on the path.
+fn deciding_reason(run: &DiagnosedRun) -> String {
+    let reasons = &run.diagnosis.reasons;
+    let pick = match run.diagnosis.verdict {
+        Verdict::Vanishing | Verdict::Exploding | Verdict::DeadUnits => reasons.first(),
+        _ => reasons
+            .iter()
+            .rev()
+            .find(|r| !r.starts_with("confidence"))
+            .or(reasons.last()),
+    };
+    pick.cloned().unwrap_or_default()
+}
+
 fn last_profile(run: &DiagnosedRun) -> Vec<f64> {
     run.history
         .steps
@@ -210,7 +225,7 @@ pub fn run(size: &Size) -> Result<Section> {
             i.probe_p_value.map_or("-".into(), num),
             i.snr.map_or("-".into(), num),
             i.val_accuracy.map_or("-".into(), num),
-            c.run.diagnosis.reasons.first().cloned().unwrap_or_default(),
+            deciding_reason(&c.run),
         ]);
     }
 
@@ -254,7 +269,7 @@ pub fn run(size: &Size) -> Result<Section> {
         ));
         let ni = &n.run.diagnosis.indicators;
         interpretation.push(format!(
-            "What tells them apart is not the loss curve (both sit near ln K) but the evidence: on noise the model-independent probe reaches {} held-out accuracy against chance {} (p = {}), so there is nothing to learn; on clean patterns the same probe reaches {}, so the sigmoid network's stall comes from its depth, not its data.",
+            "What tells the ResNet on noise from the sigmoid network is not the loss curve (both sit near ln K) but the evidence: on noise the model-independent probe reaches {} held-out accuracy against chance {} (p = {}), so there is nothing to learn; on clean patterns the same probe reaches {}, so the sigmoid network's stall comes from its depth, not its data.",
             ni.probe_accuracy.map_or("-".into(), num), ni.chance_accuracy.map_or("-".into(), num), ni.probe_p_value.map_or("-".into(), num),
             contrast.run.diagnosis.indicators.probe_accuracy.map_or("-".into(), num)
         ));
