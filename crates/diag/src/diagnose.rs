@@ -126,7 +126,26 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
     let start = options
         .window_start
         .unwrap_or(first.step + (last.step - first.step).div_ceil(2));
-    let window: Vec<StepRecord> = steps.iter().filter(|s| s.step >= start).cloned().collect();
+    let mut window: Vec<StepRecord> = steps.iter().filter(|s| s.step >= start).cloned().collect();
+    let first_non_finite = steps.iter().find(|s| s.non_finite).map(|s| s.step);
+    if first_non_finite.is_some() {
+        // A run that blew up: describe it by its finite steps (a loop stops at
+        // the first non-finite one), the second half of them unless the
+        // window already holds some.
+        let finite: Vec<&StepRecord> = steps.iter().filter(|s| !s.non_finite).collect();
+        let in_window: Vec<StepRecord> = window.iter().filter(|s| !s.non_finite).cloned().collect();
+        window = if !in_window.is_empty() {
+            in_window
+        } else {
+            finite[finite.len() / 2..]
+                .iter()
+                .map(|s| (*s).clone())
+                .collect()
+        };
+        if window.is_empty() {
+            window = steps.iter().filter(|s| s.step >= start).cloned().collect();
+        }
+    }
     if window.is_empty() {
         return Err(DiagError::InsufficientData {
             indicator: "diagnosis",
@@ -142,7 +161,8 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
         f64::NAN
     };
     let mut ind = Indicators {
-        non_finite: steps.iter().any(|s| s.non_finite),
+        non_finite: first_non_finite.is_some(),
+        first_non_finite_step: first_non_finite,
         ..Default::default()
     };
 
@@ -216,6 +236,20 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
     }
     if checks.iter().any(|c| c.val_loss.is_some()) {
         ind.val_loss_rising = Some(rising);
+    }
+    // The held-out trend over the window: first against last check.
+    let window_val: Vec<f64> = checks
+        .iter()
+        .filter(|c| c.step >= window[0].step)
+        .filter_map(|c| c.val_loss)
+        .filter(|v| v.is_finite())
+        .collect();
+    if let (true, Some(&first), Some(&last)) =
+        (window_val.len() >= 2, window_val.first(), window_val.last())
+    {
+        if first > 0.0 {
+            ind.val_loss_drop = Some((first - last) / first);
+        }
     }
     ind.snr = checks.iter().rev().find_map(|c| c.snr);
     ind.train_val_cos = checks.iter().rev().find_map(|c| c.train_val_cos);

@@ -1,11 +1,12 @@
 //! The gated decision procedure that turns indicators into a verdict with
 //! its evidence (research note, section 3).
 //!
-//! Gates run in order: numerics, gradient flow through depth, progress,
-//! the cause of a stall, then generalisation. Every comparison that decides
-//! the path is quoted in `reasons` with its value and threshold, and its
-//! normalised margin feeds the confidence: the smallest margin on the path,
-//! capped by R² for depth-slope verdicts. Below
+//! Gates run in order: numerics (0), gradient flow through depth (A),
+//! whether the training loss is still near chance (B), the cause of a run
+//! near chance (C), then generalisation (D). Every comparison that decides
+//! the path is quoted in `reasons` with its value and threshold. The
+//! confidence is the smallest normalised move of the indicators that would
+//! change the verdict (see [`decide`]); below
 //! [`Thresholds::min_confidence`] the verdict is `inconclusive` with the two
 //! best candidates.
 
@@ -157,18 +158,27 @@ pub struct Indicators {
     pub loss_drop: Option<f64>,
     /// Number of consecutive held-out checks at the end with rising loss.
     pub val_loss_rising: Option<usize>,
+    /// I10 trend: relative drop of the held-out loss from the window's
+    /// first check to its last ((first - last) / first; negative when it
+    /// rises); `None` with fewer than two checks in the window.
+    #[serde(default)]
+    pub val_loss_drop: Option<f64>,
     /// I9: cosine of mean train and held-out gradients.
     pub train_val_cos: Option<f64>,
     /// Held-out accuracy at the last check.
     pub val_accuracy: Option<f64>,
     /// Half-width of the chance band of `val_accuracy` (3 binomial standard deviations).
     pub val_chance_band: Option<f64>,
-    /// Whether a loss or gradient was NaN or infinite in the window.
+    /// Whether a loss or gradient was NaN or infinite during the run.
     pub non_finite: bool,
+    /// The first step whose loss or gradients were not finite.
+    #[serde(default)]
+    pub first_non_finite_step: Option<usize>,
 }
 
-/// The thresholds of the procedure (defaults from the research note,
-/// calibrated on the scenario suite).
+/// The thresholds of the procedure: the research note's starting values,
+/// kept after calibration on the scenario suite except `tiny_update`
+/// (see docs/diagnostics.md for the calibration).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     /// |A| in nats beyond which depth attenuation is pathological (ln 100).
@@ -181,22 +191,25 @@ pub struct Thresholds {
     pub saturated_fraction: f64,
     /// Loss-to-chance above which a run counts as exploding after warm-up.
     pub exploding_loss_to_chance: f64,
-    /// Loss-to-chance at or above which a run may be stalled.
+    /// Loss-to-chance at or above which a run is still near chance, and
+    /// the cause of its slowness is looked for.
     pub stall_loss_to_chance: f64,
-    /// Relative loss drop across the window below which a run is stalled.
+    /// Relative loss drop across the window below which a loss has stalled
+    /// (the training loss near chance, or the held-out loss of a run with a gap).
     pub stall_drop: f64,
-    /// |π| below which the model does no better than on shuffled labels.
+    /// π above which the model beats its label-shuffled control.
     pub shuffle_gap: f64,
-    /// Median update ratio below which updates are too small to move.
+    /// p-value of the data probe below which the data holds signal.
+    pub probe_alpha: f64,
+    /// Median update ratio below which steps are too small.
     pub tiny_update: f64,
     /// Successive cosine above which tiny updates point a consistent way.
     pub consistent_cosine: f64,
-    /// Loss-to-chance below which the training set is being fitted.
+    /// Loss-to-chance below which the training set counts as fitted (only
+    /// quoted in reasons, never decisive).
     pub fitted_loss_to_chance: f64,
     /// Held-out minus training loss-to-chance that counts as a gap.
     pub overfit_gap: f64,
-    /// Consecutive rising held-out checks that count as a trend.
-    pub rising_checks: usize,
     /// Confidence below which the verdict is `inconclusive`.
     pub min_confidence: f64,
 }
@@ -212,11 +225,11 @@ impl Default for Thresholds {
             stall_loss_to_chance: 0.9,
             stall_drop: 0.02,
             shuffle_gap: 0.02,
-            tiny_update: 1e-5,
+            probe_alpha: 1e-3,
+            tiny_update: 1e-4,
             consistent_cosine: 0.3,
             fitted_loss_to_chance: 0.5,
             overfit_gap: 0.1,
-            rising_checks: 3,
             min_confidence: 0.2,
         }
     }
@@ -237,12 +250,6 @@ pub struct Decision {
     pub actions: Vec<String>,
 }
 
-/// Collects the comparisons on the decided path and their margins.
-struct Path {
-    reasons: Vec<String>,
-    margins: Vec<f64>,
-}
-
 /// Margin of `v` against threshold `t` on a log scale: one decade away is full confidence.
 fn log_margin(v: f64, t: f64) -> f64 {
     if v <= 0.0 || t <= 0.0 {
@@ -256,22 +263,46 @@ fn lin_margin(v: f64, t: f64, scale: f64) -> f64 {
     ((v - t).abs() / scale).min(1.0)
 }
 
+/// One comparison of an indicator with a threshold on the decided path.
+#[derive(Debug, Clone)]
+struct Test {
+    /// What was compared, for the confidence sentence.
+    what: &'static str,
+    /// Normalised distance to the threshold, in `[0, 1]`.
+    margin: f64,
+}
+
+/// The comparisons and reasons of one pass through the procedure. A pass
+/// can be told to reverse the outcome of chosen comparisons (by their
+/// position on the path), which is how the confidence finds the nearest
+/// other verdict.
+struct Path {
+    reasons: Vec<String>,
+    tests: Vec<Test>,
+    flips: Vec<usize>,
+}
+
 impl Path {
-    fn new() -> Self {
+    fn new(flips: &[usize]) -> Self {
         Path {
             reasons: Vec::new(),
-            margins: Vec::new(),
+            tests: Vec::new(),
+            flips: flips.to_vec(),
         }
     }
-    fn note(&mut self, reason: String, margin: f64) {
-        self.reasons.push(reason);
-        self.margins.push(margin);
+    /// Records a comparison and returns its outcome (reversed when flipped).
+    fn test(&mut self, what: &'static str, outcome: bool, margin: f64) -> bool {
+        let i = self.tests.len();
+        let margin = if margin.is_finite() {
+            margin.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.tests.push(Test { what, margin });
+        outcome != self.flips.contains(&i)
     }
-    fn info(&mut self, reason: String) {
+    fn note(&mut self, reason: String) {
         self.reasons.push(reason);
-    }
-    fn confidence(&self) -> f64 {
-        self.margins.iter().cloned().fold(1.0, f64::min)
     }
 }
 
@@ -280,335 +311,430 @@ fn fmt_opt(v: Option<f64>) -> String {
         .unwrap_or_else(|| "not measured".into())
 }
 
-/// Runs the gated procedure on `ind`.
-pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
-    let mut p = Path::new();
-    let (verdict, runner_up, cap) = decide_path(ind, th, &mut p);
-    let mut confidence = p.confidence().min(cap);
-    if !confidence.is_finite() {
-        confidence = 0.0;
+/// The outcome of one pass: verdict, the runner-up and confidence cap of
+/// the branch itself (for verdicts whose evidence is incomplete), reasons
+/// and the comparisons made.
+struct Pass {
+    verdict: Verdict,
+    cap_runner_up: Verdict,
+    cap: f64,
+    reasons: Vec<String>,
+    tests: Vec<Test>,
+}
+
+fn pass(ind: &Indicators, th: &Thresholds, flips: &[usize]) -> Pass {
+    let mut p = Path::new(flips);
+    let (verdict, cap_runner_up, cap) = decide_path(ind, th, &mut p);
+    Pass {
+        verdict,
+        cap_runner_up,
+        cap: if cap.is_finite() { cap } else { 0.0 },
+        reasons: p.reasons,
+        tests: p.tests,
     }
-    if confidence < th.min_confidence && verdict != runner_up {
-        p.info(format!(
-            "confidence {confidence:.2} is below {:.2}: the evidence does not separate {verdict} from {runner_up}",
-            th.min_confidence
+}
+
+/// Runs the gated procedure on `ind`.
+///
+/// Confidence is the smallest move, in units of each comparison's margin,
+/// that changes the verdict: every comparison on the path is reversed in
+/// turn, and in pairs (a pair costs the larger of its two margins), and the
+/// closest reversal that reaches another verdict sets the confidence and
+/// names the runner-up. A comparison whose other outcome leads to the same
+/// verdict does not lower it. Branches whose evidence is incomplete (no
+/// control, no fit quality) cap it. Below [`Thresholds::min_confidence`] the
+/// verdict is `inconclusive` with the two candidates.
+pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
+    let base = pass(ind, th, &[]);
+    // (cost, verdict, what was reversed)
+    let mut nearest: Option<(f64, Verdict, String)> = None;
+    let closer = |n: &Option<(f64, Verdict, String)>, cost: f64| {
+        cost < 1.0 && n.as_ref().is_none_or(|(c, _, _)| cost < *c)
+    };
+    for (i, ti) in base.tests.iter().enumerate() {
+        if !closer(&nearest, ti.margin) {
+            continue;
+        }
+        let one = pass(ind, th, &[i]);
+        if one.verdict != base.verdict {
+            nearest = Some((ti.margin, one.verdict, ti.what.to_string()));
+            continue;
+        }
+        for (j, tj) in one.tests.iter().enumerate().skip(i + 1) {
+            let cost = ti.margin.max(tj.margin);
+            if !closer(&nearest, cost) {
+                continue;
+            }
+            let two = pass(ind, th, &[i, j]);
+            if two.verdict != base.verdict {
+                nearest = Some((cost, two.verdict, format!("{} and {}", ti.what, tj.what)));
+            }
+        }
+    }
+    let mut reasons = base.reasons;
+    let (mut confidence, mut runner_up) = (1.0, base.verdict);
+    if let Some((cost, verdict, what)) = &nearest {
+        confidence = *cost;
+        runner_up = *verdict;
+        reasons.push(format!(
+            "confidence {cost:.2}: the nearest other verdict, {verdict}, is {cost:.2} of a margin away ({what})"
+        ));
+    }
+    if base.cap < confidence {
+        confidence = base.cap;
+        runner_up = base.cap_runner_up;
+    }
+    if confidence < th.min_confidence && runner_up != base.verdict {
+        reasons.push(format!(
+            "confidence {confidence:.2} is below {:.2}: the evidence does not separate {} from {runner_up}",
+            th.min_confidence, base.verdict
         ));
         return Decision {
             verdict: Verdict::Inconclusive,
-            reasons: p.reasons,
+            reasons,
             confidence,
-            candidates: vec![verdict, runner_up],
+            candidates: vec![base.verdict, runner_up],
             actions: Verdict::Inconclusive.actions(),
         };
     }
     Decision {
-        verdict,
-        reasons: p.reasons,
+        verdict: base.verdict,
+        reasons,
         confidence,
-        candidates: vec![verdict],
-        actions: verdict.actions(),
+        candidates: vec![base.verdict],
+        actions: base.verdict.actions(),
     }
 }
 
-/// Returns (verdict, runner-up, confidence cap).
+/// Returns (verdict, runner-up if the cap binds, confidence cap).
 fn decide_path(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Verdict, f64) {
     let rho = ind.loss_to_chance;
     // Gate 0: numerics.
     if ind.non_finite {
-        p.note(
-            "a loss or gradient became NaN or infinite in the window".into(),
-            1.0,
-        );
+        p.note(format!(
+            "the loss or a gradient became NaN or infinite{}",
+            ind.first_non_finite_step
+                .map(|s| format!(" at step {s}"))
+                .unwrap_or_default()
+        ));
+        if let Some(r) = rho {
+            p.note(format!(
+                "before that the training loss was {r:.3e} x ln K (exploding above {:.0}x)",
+                th.exploding_loss_to_chance
+            ));
+        }
+        if let (Some(kappa), Some(r2)) = (ind.kappa, ind.kappa_r2) {
+            p.note(format!(
+                "and activation gradients changed by {kappa:.2} nats per layer towards the input (R² = {r2:.2}; negative: they grow)"
+            ));
+        }
         return (Verdict::Exploding, Verdict::Exploding, 1.0);
     }
-    if let Some(r) = rho.filter(|&r| r > th.exploding_loss_to_chance) {
-        p.note(
-            format!(
-                "training loss is {r:.1}x the chance loss ln K, above {:.0}x",
-                th.exploding_loss_to_chance
-            ),
-            log_margin(r, th.exploding_loss_to_chance),
-        );
-        return (Verdict::Exploding, Verdict::Exploding, 1.0);
+    if let Some(r) = rho {
+        let limit = th.exploding_loss_to_chance;
+        if p.test(
+            "training loss against the exploding limit",
+            r > limit,
+            log_margin(r, limit),
+        ) {
+            p.note(format!(
+                "training loss is {r:.1}x the chance loss ln K, above {limit:.0}x"
+            ));
+            return (Verdict::Exploding, Verdict::Exploding, 1.0);
+        }
     }
 
     // Gate A: gradient flow through depth.
-    if let (Some(a), Some(r2), Some(kappa)) = (ind.attenuation, ind.kappa_r2, ind.kappa) {
-        let span = format!(
-            "activation gradients change by {kappa:.2} nats per layer towards the input (R² = {r2:.2}), {a:.1} nats in all"
-        );
-        if a <= -th.attenuation && r2 >= th.min_r2 {
-            p.note(
-                format!(
-                    "{span}: they grow by at least {:.2} nats (x100), the exploding threshold",
-                    th.attenuation
-                ),
-                lin_margin(-a, th.attenuation, th.attenuation),
-            );
-            p.note(
-                format!("the fit is good: R² {r2:.2} >= {:.2}", th.min_r2),
+    let flow = match (ind.attenuation, ind.kappa_r2, ind.kappa) {
+        (Some(a), Some(r2), Some(kappa)) => Some((a, r2, kappa)),
+        _ => None,
+    };
+    let att = th.attenuation;
+    if let Some((a, r2, kappa)) = flow {
+        if p.test("attenuation", a <= -att, lin_margin(-a, att, att))
+            && p.test(
+                "R² of the depth fit",
+                r2 >= th.min_r2,
                 lin_margin(r2, th.min_r2, 0.2),
-            );
+            )
+        {
+            p.note(format!(
+                "activation gradients change by {kappa:.2} nats per layer towards the input (R² = {r2:.2}), {a:.1} nats in all: they grow by at least {att:.2} nats (x100), the exploding threshold"
+            ));
+            p.note(format!("the fit is good: R² {r2:.2} >= {:.2}", th.min_r2));
             if let Some(kp) = ind.kappa_param {
-                p.info(format!("parameter gradients alone change by {kp:.2} nats per layer: per-parameter plots can hide this"));
+                p.note(format!("parameter gradients alone change by {kp:.2} nats per layer: per-parameter plots can hide this"));
             }
             return (Verdict::Exploding, Verdict::Exploding, r2);
         }
     }
-    if let Some(d) = ind.dead_max.filter(|&d| d >= th.dead_fraction) {
-        p.note(
-            format!("{:.0}% of a layer's units output zero for every example of the probe batch (threshold {:.0}%)", d * 100.0, th.dead_fraction * 100.0),
+    if let Some(d) = ind.dead_max {
+        if p.test(
+            "dead-unit fraction",
+            d >= th.dead_fraction,
             lin_margin(d, th.dead_fraction, 0.25),
-        );
-        return (Verdict::DeadUnits, Verdict::Vanishing, 1.0);
+        ) {
+            p.note(format!("{:.0}% of a layer's units output zero for every example of the probe batch (threshold {:.0}%)", d * 100.0, th.dead_fraction * 100.0));
+            return (Verdict::DeadUnits, Verdict::Vanishing, 1.0);
+        }
     }
-    let saturated = ind.saturated_max.filter(|&s| s >= th.saturated_fraction);
-    let attenuated = match (ind.attenuation, ind.kappa_r2) {
-        (Some(a), Some(r2)) => a >= th.attenuation && r2 >= th.min_r2,
-        _ => false,
-    };
+    let attenuated = flow.is_some_and(|(a, r2, _)| {
+        p.test("attenuation", a >= att, lin_margin(a, att, att))
+            && p.test(
+                "R² of the depth fit",
+                r2 >= th.min_r2,
+                lin_margin(r2, th.min_r2, 0.2),
+            )
+    });
+    let saturated = ind.saturated_max.filter(|&s| {
+        p.test(
+            "saturated-unit fraction",
+            s >= th.saturated_fraction,
+            lin_margin(s, th.saturated_fraction, 0.25),
+        )
+    });
     if attenuated || saturated.is_some() {
         let mut cap = 1.0;
-        if attenuated {
-            let (a, r2, kappa) = (
-                ind.attenuation.unwrap_or(0.0),
-                ind.kappa_r2.unwrap_or(0.0),
-                ind.kappa.unwrap_or(0.0),
-            );
-            p.note(
-                format!(
-                    "activation gradients shrink by {kappa:.2} nats per layer towards the input (R² = {r2:.2}): {a:.1} nats (x{:.1e}) in all, beyond the {:.2}-nat (x100) threshold",
-                    a.exp(),
-                    th.attenuation
-                ),
-                lin_margin(a, th.attenuation, th.attenuation),
-            );
-            p.note(
-                format!("the fit is good: R² {r2:.2} >= {:.2}", th.min_r2),
-                lin_margin(r2, th.min_r2, 0.2),
-            );
+        if let (true, Some((a, r2, kappa))) = (attenuated, flow) {
+            p.note(format!(
+                "activation gradients shrink by {kappa:.2} nats per layer towards the input (R² = {r2:.2}): {a:.1} nats (x{:.1e}) in all, beyond the {att:.2}-nat (x100) threshold",
+                a.exp()
+            ));
+            p.note(format!("the fit is good: R² {r2:.2} >= {:.2}", th.min_r2));
             cap = r2;
         }
         if let Some(s) = saturated {
-            p.note(
-                format!("{:.0}% of a layer's units are saturated (derivative < 1e-3) on every example (threshold {:.0}%)", s * 100.0, th.saturated_fraction * 100.0),
-                lin_margin(s, th.saturated_fraction, 0.25),
-            );
+            p.note(format!("{:.0}% of a layer's units are saturated (derivative < 1e-3) on every example (threshold {:.0}%)", s * 100.0, th.saturated_fraction * 100.0));
         }
         if let Some(z) = ind.forward_diversity.filter(|&z| z < 1e-3) {
-            p.info(format!("the forward pass collapses too: the last hidden layer's diversity is {z:.1e}, so every input looks alike to the top layers"));
+            p.note(format!("the forward pass collapses too: the last hidden layer's diversity is {z:.1e}, so every input looks alike to the top layers"));
         }
         if let Some(pr) = ind.probe_accuracy {
-            p.info(format!("the data does hold signal: a probe reaches {pr:.3} held-out accuracy against chance {}", fmt_opt(ind.chance_accuracy)));
+            p.note(format!("the data does hold signal: a probe reaches {pr:.3} held-out accuracy against chance {}", fmt_opt(ind.chance_accuracy)));
         }
         if let Some(drop) = ind.loss_drop.filter(|&d| d > th.stall_drop) {
-            p.info(format!("training is not stalled ({:.1}% loss drop over the window): the vanishing is mild so far", drop * 100.0));
+            p.note(format!("training is not stalled ({:.1}% loss drop over the window): the vanishing is mild so far", drop * 100.0));
         }
         return (Verdict::Vanishing, Verdict::NoSignal, cap);
     }
-    if let (Some(a), Some(r2)) = (ind.attenuation, ind.kappa_r2) {
-        p.note(
-            format!("gradient flow is fine: {a:.1} nats of attenuation across depth (R² {r2:.2}) is within ±{:.2}", th.attenuation),
-            lin_margin(a.abs(), th.attenuation, th.attenuation).max(if r2 < th.min_r2 { lin_margin(r2, th.min_r2, 0.2) } else { 0.0 }),
-        );
+    if let Some((a, r2, _)) = flow {
+        p.note(format!(
+            "gradient flow is fine: {a:.1} nats of attenuation across depth (R² {r2:.2}) is within ±{att:.2}"
+        ));
     }
 
-    // Gate B: progress.
-    let stalled = match (rho, ind.loss_drop) {
-        (Some(r), Some(drop)) => r >= th.stall_loss_to_chance && drop < th.stall_drop,
-        (Some(r), None) => r >= th.stall_loss_to_chance,
-        _ => false,
-    };
-    if stalled {
-        let r = rho.unwrap_or(f64::NAN);
-        p.note(
-            format!(
-                "training has stalled near chance: loss is {r:.3} x ln K (>= {:.2}) and fell {} over the window (< {:.0}%)",
-                th.stall_loss_to_chance,
-                ind.loss_drop.map(|d| format!("{:.2}%", d * 100.0)).unwrap_or_else(|| "by an unmeasured amount".into()),
-                th.stall_drop * 100.0
-            ),
-            lin_margin(r, th.stall_loss_to_chance, 0.1),
-        );
-        return stall_cause(ind, th, p);
+    // Gate B: is the training loss still near chance?
+    match rho {
+        Some(r) => {
+            let stall = th.stall_loss_to_chance;
+            if p.test(
+                "training loss against chance",
+                r >= stall,
+                lin_margin(r, stall, 0.1),
+            ) {
+                p.note(format!(
+                    "training is still near chance: loss is {r:.3} x ln K (>= {stall:.2}) and fell {} over the window",
+                    ind.loss_drop
+                        .map(|d| format!("{:.2}%", d * 100.0))
+                        .unwrap_or_else(|| "by an unmeasured amount".into())
+                ));
+                stall_cause(ind, th, p)
+            } else {
+                generalisation(ind, th, p)
+            }
+        }
+        None => generalisation(ind, th, p),
     }
-    generalisation(ind, th, p)
 }
 
-/// Gate C: why a run with healthy gradient flow has stalled.
+/// Gate C: why a run with healthy gradient flow is still near chance.
 fn stall_cause(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Verdict, f64) {
-    let probe = ind
-        .probe_p_value
-        .map(|pv| (pv, ind.probe_accuracy.unwrap_or(f64::NAN)));
     let chance = fmt_opt(ind.chance_accuracy);
     let gap = ind.shuffle_gap;
-    if let Some(pi) = gap.filter(|&g| g > th.shuffle_gap) {
-        p.note(
-            format!("the model beats its label-shuffled control by π = {pi:.3} of ln K (> {:.2}): it is learning, slowly", th.shuffle_gap),
-            lin_margin(pi, th.shuffle_gap, 0.05),
-        );
-        return (Verdict::SlowButLearning, Verdict::LrTooSmall, 1.0);
-    }
-    if let Some(pi) = gap {
-        p.note(
-            format!(
-                "the model does no better than on shuffled labels: π = {pi:.3} (|π| < {:.2})",
-                th.shuffle_gap
-            ),
-            lin_margin(pi.abs(), th.shuffle_gap, 0.05),
-        );
-    }
-    match probe {
-        Some((pv, acc)) if pv >= 1e-3 => {
-            p.note(
-                format!("no learnable signal in the data: a model-independent probe (logistic regression and nearest neighbours) reaches {acc:.3} held-out accuracy against chance {chance} (p = {pv:.2})"),
-                log_margin(pv, 1e-3).max(0.3),
-            );
-            if let Some(s) = ind.snr {
-                p.info(format!("mini-batch gradients disagree: bias-corrected SNR {s:.3}, successive cosine {}", fmt_opt(ind.cos_successive)));
-            }
-            let cap = if gap.is_none() { 0.8 } else { 1.0 };
-            (Verdict::NoSignal, Verdict::ModelCannotExtract, cap)
-        }
-        Some((pv, acc)) => {
-            p.note(
-                format!("the data holds signal: a probe reaches {acc:.3} held-out accuracy against chance {chance} (p = {pv:.1e})"),
-                log_margin(pv.max(1e-300), 1e-3).max(0.3),
-            );
-            let u = ind.update_ratio;
-            let c = ind.cos_successive;
-            if let (Some(u), Some(c)) = (u, c) {
-                if u < th.tiny_update && c > th.consistent_cosine {
-                    p.note(format!("updates are tiny: median update/weight ratio {u:.1e} (< {:.0e}; about 1e-3 is typical)", th.tiny_update), log_margin(u, th.tiny_update));
-                    p.note(
-                        format!(
-                            "and consistent: successive gradients have cosine {c:.2} (> {:.2})",
-                            th.consistent_cosine
-                        ),
-                        lin_margin(c, th.consistent_cosine, 0.3),
-                    );
-                    return (Verdict::LrTooSmall, Verdict::ModelCannotExtract, 1.0);
-                }
-            }
-            if let Some(u) = u.filter(|&u| u < th.tiny_update) {
-                p.note(
-                    format!(
-                        "updates are tiny: median update/weight ratio {u:.1e} (< {:.0e})",
-                        th.tiny_update
-                    ),
-                    log_margin(u, th.tiny_update),
-                );
-                return (Verdict::LrTooSmall, Verdict::ModelCannotExtract, 0.7);
-            }
-            p.note(
-                format!("updates are of normal size (median update/weight ratio {}) and gradients flow, yet the model does not learn the signal", ind.update_ratio.map(|u| format!("{u:.1e}")).unwrap_or_else(|| "not measured".into())),
-                u.map(|u| log_margin(u, th.tiny_update)).unwrap_or(0.5),
-            );
-            (Verdict::ModelCannotExtract, Verdict::LrTooSmall, 1.0)
-        }
-        None => {
-            p.note("neither the data probe nor the shuffle control was run, so a stall cannot be attributed".into(), 0.0);
-            (Verdict::NoSignal, Verdict::ModelCannotExtract, 0.0)
-        }
-    }
-}
-
-/// Gate D: a run that makes progress.
-fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Verdict, f64) {
-    let rho = ind.loss_to_chance.unwrap_or(f64::NAN);
-    p.note(
-        format!(
-            "training makes progress: loss is {rho:.3} x ln K{}",
-            ind.loss_drop
-                .map(|d| format!(" and fell {:.1}% over the window", d * 100.0))
-                .unwrap_or_default()
-        ),
-        // Not stalled: either condition failing is enough, so the larger margin counts.
-        match (ind.loss_to_chance, ind.loss_drop) {
-            (Some(r), Some(d)) if r >= th.stall_loss_to_chance => {
-                lin_margin(d, th.stall_drop, 0.05)
-            }
-            (Some(r), Some(d)) if d >= th.stall_drop => {
-                lin_margin(r, th.stall_loss_to_chance, 0.2).max(lin_margin(d, th.stall_drop, 0.05))
-            }
-            (Some(r), _) => lin_margin(r, th.stall_loss_to_chance, 0.2),
-            _ => 0.5,
-        },
-    );
-    let at_chance = match (ind.val_accuracy, ind.chance_accuracy, ind.val_chance_band) {
-        (Some(v), Some(c), Some(b)) => Some((v, c, b, (v - c).abs() <= b)),
-        _ => None,
+    let tiny = th.tiny_update;
+    let tiny_steps = |p: &mut Path| {
+        ind.update_ratio
+            .filter(|&u| p.test("update ratio", u < tiny, log_margin(u, tiny)))
     };
-    let probe_chance = ind.probe_p_value.map(|pv| pv >= 1e-3);
-    // Progress on the training labels only, with nothing to generalise from:
-    // the model memorises (Zhang et al. 2017).
-    if let (Some((v, c, b, true)), Some(true)) = (at_chance, probe_chance) {
-        p.note(
-            format!("the progress is memorisation: held-out accuracy {v:.3} stays within chance {c:.3} ± {b:.3}"),
-            ((b - (v - c).abs()) / b).clamp(0.0, 1.0).max(0.3),
-        );
-        p.note(
-            format!(
-                "and a model-independent probe finds no signal in the data (p = {:.2}): the labels carry none to learn",
-                ind.probe_p_value.unwrap_or(1.0)
-            ),
-            log_margin(ind.probe_p_value.unwrap_or(1.0), 1e-3).max(0.3),
-        );
-        if rho < th.fitted_loss_to_chance {
-            p.info(format!(
-                "the training labels are being fitted: loss {rho:.3} x ln K (< {:.2})",
-                th.fitted_loss_to_chance
+    if let Some(pi) = gap {
+        if p.test(
+            "progress gap to the shuffled control",
+            pi > th.shuffle_gap,
+            lin_margin(pi, th.shuffle_gap, th.shuffle_gap),
+        ) {
+            p.note(format!("the model beats its label-shuffled control by π = {pi:.3} of ln K (> {:.2}): it is learning, slowly", th.shuffle_gap));
+            if let Some(u) = tiny_steps(p) {
+                p.note(format!("in tiny steps: the median update/weight ratio is {u:.1e} (< {tiny:.0e}; about 1e-3 is typical), so the step size is what holds it back"));
+                return (Verdict::LrTooSmall, Verdict::SlowButLearning, 1.0);
+            }
+            return (Verdict::SlowButLearning, Verdict::LrTooSmall, 1.0);
+        }
+        p.note(format!(
+            "the model does no better than on shuffled labels: π = {pi:.3} (<= {:.2})",
+            th.shuffle_gap
+        ));
+    }
+    let Some(pv) = ind.probe_p_value else {
+        p.note("the data probe was not run, so a run near chance cannot be attributed".into());
+        return (Verdict::NoSignal, Verdict::ModelCannotExtract, 0.0);
+    };
+    let acc = ind.probe_accuracy.unwrap_or(f64::NAN);
+    let alpha = th.probe_alpha;
+    if p.test(
+        "data-probe p-value",
+        pv >= alpha,
+        log_margin(pv.max(1e-300), alpha),
+    ) {
+        p.note(format!("no learnable signal in the data: a model-independent probe (logistic regression and nearest neighbours) reaches {acc:.3} held-out accuracy against chance {chance} (p = {pv:.2} >= {alpha:.0e})"));
+        if let Some(s) = ind.snr {
+            p.note(format!(
+                "mini-batch gradients disagree: bias-corrected SNR {s:.3}, successive cosine {}",
+                fmt_opt(ind.cos_successive)
             ));
         }
-        return (Verdict::NoSignal, Verdict::Overfitting, 1.0);
+        let cap = if gap.is_none() { 0.8 } else { 1.0 };
+        return (Verdict::NoSignal, Verdict::ModelCannotExtract, cap);
     }
-    let gap = ind.train_val_gap;
-    let rising = ind.val_loss_rising.unwrap_or(0);
-    if let Some(g) = gap.filter(|&g| g >= th.overfit_gap) {
-        if rising >= th.rising_checks && ind.train_val_cos.is_none_or(|c| c < 0.0) {
-            p.note(
-                format!(
-                    "held-out loss is {g:.3} x ln K above training loss (>= {:.2})",
-                    th.overfit_gap
+    p.note(format!("the data holds signal: a probe reaches {acc:.3} held-out accuracy against chance {chance} (p = {pv:.1e} < {alpha:.0e})"));
+    if let Some(u) = tiny_steps(p) {
+        p.note(format!(
+            "updates are tiny: median update/weight ratio {u:.1e} (< {tiny:.0e}; about 1e-3 is typical)"
+        ));
+        let consistent = ind.cos_successive.map(|c| {
+            (
+                c,
+                p.test(
+                    "successive cosine",
+                    c > th.consistent_cosine,
+                    lin_margin(c, th.consistent_cosine, 0.3),
                 ),
-                lin_margin(g, th.overfit_gap, 0.2),
-            );
-            p.note(
-                format!(
-                    "and has risen for {rising} consecutive checks (>= {})",
-                    th.rising_checks
-                ),
-                ((rising + 1 - th.rising_checks) as f64 / 2.0).min(1.0),
-            );
-            if let Some(c) = ind.train_val_cos {
-                p.info(format!(
-                    "training and held-out gradients point apart (cosine {c:.2})"
+            )
+        });
+        return match consistent {
+            Some((c, true)) => {
+                p.note(format!(
+                    "and consistent: successive gradients have cosine {c:.2} (> {:.2}), so larger steps would go somewhere",
+                    th.consistent_cosine
+                ));
+                (Verdict::LrTooSmall, Verdict::ModelCannotExtract, 1.0)
+            }
+            other => {
+                p.note(format!(
+                    "but successive gradients agree little (cosine {}, <= {:.2}): larger steps may mostly add noise",
+                    fmt_opt(other.map(|(c, _)| c)),
+                    th.consistent_cosine
+                ));
+                (Verdict::LrTooSmall, Verdict::ModelCannotExtract, 0.7)
+            }
+        };
+    }
+    if gap.is_none() {
+        if let Some(d) = ind.loss_drop {
+            if p.test(
+                "training-loss drop",
+                d >= th.stall_drop,
+                lin_margin(d, th.stall_drop, th.stall_drop),
+            ) {
+                p.note(format!("the training loss still falls ({:.1}% over the window, >= {:.0}%) with steps of normal size: probably learning slowly (the label-shuffle control would confirm it)", d * 100.0, th.stall_drop * 100.0));
+                return (Verdict::SlowButLearning, Verdict::ModelCannotExtract, 0.7);
+            }
+        }
+    }
+    p.note(format!(
+        "updates are of normal size (median update/weight ratio {}) and gradients flow, yet the model does not learn the signal",
+        ind.update_ratio.map(|u| format!("{u:.1e}")).unwrap_or_else(|| "not measured".into())
+    ));
+    (Verdict::ModelCannotExtract, Verdict::LrTooSmall, 1.0)
+}
+
+/// Gate D: a run whose training loss has left chance.
+fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Verdict, f64) {
+    let rho = ind.loss_to_chance.unwrap_or(f64::NAN);
+    p.note(format!(
+        "training makes progress: loss is {rho:.3} x ln K (< {:.2}){}",
+        th.stall_loss_to_chance,
+        ind.loss_drop
+            .map(|d| format!(" and fell {:.1}% over the window", d * 100.0))
+            .unwrap_or_default()
+    ));
+    // Progress on the training labels only, with nothing to generalise from:
+    // the model memorises (Zhang et al. 2017). Held-out accuracy below
+    // chance is no evidence of signal, so the band is one-sided.
+    if let (Some(v), Some(c), Some(b), Some(pv)) = (
+        ind.val_accuracy,
+        ind.chance_accuracy,
+        ind.val_chance_band,
+        ind.probe_p_value,
+    ) {
+        let alpha = th.probe_alpha;
+        if p.test(
+            "held-out accuracy against chance",
+            v <= c + b,
+            lin_margin(v, c + b, b),
+        ) && p.test(
+            "data-probe p-value",
+            pv >= alpha,
+            log_margin(pv.max(1e-300), alpha),
+        ) {
+            p.note(format!("the progress is memorisation: held-out accuracy {v:.3} does not beat chance {c:.3} (+ {b:.3}, three binomial standard deviations)"));
+            p.note(format!("and a model-independent probe finds no signal in the data (p = {pv:.2} >= {alpha:.0e}): the labels carry none to learn"));
+            if rho < th.fitted_loss_to_chance {
+                p.note(format!(
+                    "the training labels are being fitted: loss {rho:.3} x ln K (< {:.2})",
+                    th.fitted_loss_to_chance
                 ));
             }
-            return (Verdict::Overfitting, Verdict::Healthy, 1.0);
+            return (Verdict::NoSignal, Verdict::Overfitting, 1.0);
         }
     }
-    // Not overfitting: either condition failing is enough, so the larger margin counts.
-    let gap_margin = gap.map_or(0.5, |g| {
-        if g < th.overfit_gap {
-            lin_margin(g, th.overfit_gap, 0.2)
-        } else {
-            0.0
+    let gap = ind.train_val_gap;
+    let gap_t = th.overfit_gap;
+    if let Some(g) = gap {
+        if p.test("held-out gap", g >= gap_t, lin_margin(g, gap_t, gap_t)) {
+            p.note(format!(
+                "held-out loss is {g:.3} x ln K above training loss (>= {gap_t:.2})"
+            ));
+            let Some(vd) = ind.val_loss_drop else {
+                p.note(
+                    "the held-out trend was not measured (fewer than two checks in the window)"
+                        .into(),
+                );
+                return (Verdict::Healthy, Verdict::Overfitting, 0.5);
+            };
+            if p.test(
+                "held-out loss drop",
+                vd < th.stall_drop,
+                lin_margin(vd, th.stall_drop, th.stall_drop),
+            ) {
+                p.note(format!(
+                    "and has stopped improving: it changed by {:+.1}% over the window (a drop below {:.0}%){}",
+                    -vd * 100.0,
+                    th.stall_drop * 100.0,
+                    ind.loss_drop
+                        .map(|d| format!(" while the training loss fell {:.1}%", d * 100.0))
+                        .unwrap_or_default()
+                ));
+                if let Some(c) = ind.train_val_cos.filter(|&c| c < 0.0) {
+                    p.note(format!(
+                        "training and held-out gradients point apart (cosine {c:.2})"
+                    ));
+                }
+                if let Some(r) = ind.val_loss_rising.filter(|&r| r > 0) {
+                    p.note(format!("held-out loss rose over the last {r} checks"));
+                }
+                return (Verdict::Overfitting, Verdict::Healthy, 1.0);
+            }
+            p.note(format!(
+                "but held-out loss still improves ({:.1}% over the window, >= {:.0}%): the gap is not growing yet",
+                vd * 100.0,
+                th.stall_drop * 100.0
+            ));
+            return (Verdict::Healthy, Verdict::Overfitting, 1.0);
         }
-    });
-    let rising_margin = if rising < th.rising_checks {
-        ((th.rising_checks - rising) as f64 / 2.0).min(1.0)
-    } else {
-        0.0
-    };
-    p.note(
-        format!(
-            "held-out loss follows training: gap {} x ln K (overfitting needs >= {:.2}), rising for {rising} checks (needs >= {})",
-            fmt_opt(gap),
-            th.overfit_gap,
-            th.rising_checks
-        ),
-        gap_margin.max(rising_margin),
-    );
+    }
+    p.note(format!(
+        "held-out loss follows training: gap {} x ln K (overfitting needs >= {gap_t:.2})",
+        fmt_opt(gap)
+    ));
     (Verdict::Healthy, Verdict::Overfitting, 1.0)
 }

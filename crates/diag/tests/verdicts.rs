@@ -166,6 +166,7 @@ fn generalisation_gate_separates_healthy_overfitting_and_memorising() {
         val_loss_to_chance: Some(0.6),
         train_val_gap: Some(0.59),
         val_loss_rising: Some(5),
+        val_loss_drop: Some(-0.05),
         val_accuracy: Some(0.7),
         ..healthy.clone()
     };
@@ -215,5 +216,141 @@ fn indicators_and_decisions_round_trip_through_json() {
     assert_eq!(
         serde_json::to_string(&Verdict::NoSignal).unwrap(),
         "\"no-signal\""
+    );
+}
+
+/// A run on noise that memorises a little: its loss sits at the edge of the
+/// near-chance band, and either side of the edge leads to `no-signal`.
+fn memorising_noise(rho: f64) -> Indicators {
+    Indicators {
+        loss_to_chance: Some(rho),
+        loss_drop: Some(0.05),
+        probe_accuracy: Some(0.1),
+        probe_p_value: Some(1.0),
+        chance_accuracy: Some(0.11),
+        shuffle_gap: Some(-0.005),
+        val_accuracy: Some(0.1),
+        val_chance_band: Some(0.04),
+        train_val_gap: Some(0.25),
+        val_loss_drop: Some(-0.03),
+        update_ratio: Some(8e-3),
+        ..healthy_flow()
+    }
+}
+
+#[test]
+fn a_comparison_that_cannot_change_the_verdict_does_not_lower_confidence() {
+    for rho in [0.899, 0.901] {
+        let d = decide(&memorising_noise(rho), &Thresholds::default());
+        assert_eq!(d.verdict, Verdict::NoSignal, "{d:?}");
+        assert!(d.confidence > 0.9, "ρ {rho}: {d:?}");
+    }
+    // A comparison that does decide lowers it and names the runner-up.
+    let near = Indicators {
+        shuffle_gap: Some(0.015),
+        ..memorising_noise(0.95)
+    };
+    let d = decide(&near, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::NoSignal);
+    assert!((d.confidence - 0.25).abs() < 1e-9, "{d:?}");
+    let text = d.reasons.join(" | ");
+    assert!(
+        text.contains("slow-but-learning") && text.contains("progress gap"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tiny_steps_explain_slow_learning_near_chance() {
+    let ind = Indicators {
+        loss_to_chance: Some(0.99),
+        loss_drop: Some(0.035),
+        shuffle_gap: Some(0.04),
+        probe_accuracy: Some(0.97),
+        probe_p_value: Some(1e-100),
+        chance_accuracy: Some(0.1),
+        update_ratio: Some(3e-5),
+        cos_successive: Some(0.35),
+        ..healthy_flow()
+    };
+    let d = decide(&ind, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::LrTooSmall, "{d:?}");
+    assert!(d.reasons.join(" ").contains("3.0e-5"), "{:?}", d.reasons);
+    // With steps of normal size the same run is learning slowly.
+    let normal = Indicators {
+        update_ratio: Some(2e-3),
+        ..ind.clone()
+    };
+    assert_eq!(
+        decide(&normal, &Thresholds::default()).verdict,
+        Verdict::SlowButLearning
+    );
+    // Without the control, a falling loss on data with signal is slow learning, capped.
+    let uncontrolled = Indicators {
+        shuffle_gap: None,
+        ..normal
+    };
+    let d = decide(&uncontrolled, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::SlowButLearning);
+    assert!(d.confidence <= 0.7, "{d:?}");
+}
+
+#[test]
+fn overfitting_needs_a_gap_and_a_held_out_loss_that_stopped_improving() {
+    let fitted = Indicators {
+        loss_to_chance: Some(2e-4),
+        loss_drop: Some(0.3),
+        train_val_gap: Some(0.28),
+        val_accuracy: Some(0.85),
+        chance_accuracy: Some(0.14),
+        val_chance_band: Some(0.05),
+        probe_p_value: Some(1e-150),
+        ..healthy_flow()
+    };
+    for (drop, expected) in [
+        (-0.02, Verdict::Overfitting),
+        (0.01, Verdict::Overfitting),
+        (0.2, Verdict::Healthy),
+    ] {
+        let ind = Indicators {
+            val_loss_drop: Some(drop),
+            ..fitted.clone()
+        };
+        assert_eq!(
+            decide(&ind, &Thresholds::default()).verdict,
+            expected,
+            "held-out drop {drop}"
+        );
+    }
+    // Held-out accuracy below chance is no evidence of signal: memorising.
+    let below = Indicators {
+        val_accuracy: Some(0.05),
+        probe_p_value: Some(0.9),
+        val_loss_drop: Some(-0.1),
+        ..fitted
+    };
+    assert_eq!(
+        decide(&below, &Thresholds::default()).verdict,
+        Verdict::NoSignal
+    );
+}
+
+#[test]
+fn a_run_that_blew_up_quotes_the_step_and_the_profile_before_it() {
+    let ind = Indicators {
+        non_finite: true,
+        first_non_finite_step: Some(1),
+        loss_to_chance: Some(4.2e4),
+        kappa: Some(-0.57),
+        kappa_r2: Some(1.0),
+        attenuation: Some(-10.3),
+        ..Default::default()
+    };
+    let d = decide(&ind, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::Exploding);
+    let text = d.reasons.join(" | ");
+    assert!(
+        text.contains("at step 1") && text.contains("4.200e4") && text.contains("-0.57"),
+        "{text}"
     );
 }
