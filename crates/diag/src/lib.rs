@@ -49,6 +49,7 @@ pub mod probe;
 mod recorder;
 mod run;
 pub mod stats;
+pub mod suite;
 pub mod verdict;
 
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis};
