@@ -38,9 +38,15 @@ pub fn inactive_fraction(values: &[f32], batch: usize, activation: ActivationKin
             })
         }
     };
-    let dead = (0..units)
-        .filter(|&u| (0..batch).all(|n| inactive(values[n * units + u])))
-        .count();
+    // Example by example over contiguous rows: a unit is live once any
+    // example activates it.
+    let mut live = vec![false; units];
+    for row in values.chunks_exact(units) {
+        for (l, &y) in live.iter_mut().zip(row) {
+            *l |= !inactive(y);
+        }
+    }
+    let dead = live.iter().filter(|&&l| !l).count();
     Ok(dead as f64 / units as f64)
 }
 
