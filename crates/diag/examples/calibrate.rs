@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use gradlab_diag::suite::{confusion_matrix, Scenario, SuiteRun};
-use gradlab_diag::{Thresholds, Verdict};
+use gradlab_diag::{diagnose_with, DiagnoseOptions, Thresholds, Verdict};
 
 /// How a threshold moves a decade.
 #[derive(Clone, Copy)]
@@ -272,6 +272,51 @@ fn print_calibration(runs: &[SuiteRun]) {
     }
 }
 
+/// Verdicts of windows that end earlier in the run: the second half of the
+/// steps up to 25 % and 50 % of the schedule, beside the default (100 %).
+fn print_time_points(runs: &[SuiteRun]) {
+    let fractions = [0.25, 0.5];
+    let mut by_time: Vec<Vec<(Scenario, Verdict)>> = vec![Vec::new(); fractions.len()];
+    println!("\n| run | expected | 25 % | 50 % | 100 % |");
+    println!("|---|---|---|---|---|");
+    for r in runs {
+        let last = r.history.steps.last().map_or(0, |s| s.step);
+        let mut cells = Vec::new();
+        for (i, f) in fractions.iter().enumerate() {
+            let options = DiagnoseOptions {
+                window_end: Some((last as f64 * f) as usize),
+                ..DiagnoseOptions::default()
+            };
+            let v = diagnose_with(&r.history, &options)
+                .map(|d| d.verdict)
+                .unwrap_or(Verdict::Inconclusive);
+            by_time[i].push((r.scenario, v));
+            cells.push(format!(
+                "{v}{}",
+                if r.scenario.accepts(v) { "" } else { " ✗" }
+            ));
+        }
+        println!(
+            "| {}/{} | {} | {} | {} | {} |",
+            r.scenario,
+            r.seed,
+            r.scenario.expected(),
+            cells[0],
+            cells[1],
+            r.diagnosis.verdict
+        );
+    }
+    for (f, results) in fractions.iter().zip(&by_time) {
+        let right = results.iter().filter(|(s, v)| s.accepts(*v)).count();
+        println!(
+            "\nwindow ending at {:.0} % of the run: {right}/{} right\n\n{}",
+            f * 100.0,
+            results.len(),
+            confusion_matrix(results)
+        );
+    }
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -321,4 +366,5 @@ fn main() {
         .collect();
     println!("\n{}", confusion_matrix(&pairs));
     print_calibration(&runs);
+    print_time_points(&runs);
 }

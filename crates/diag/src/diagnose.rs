@@ -15,10 +15,15 @@ use crate::verdict::{decide, Indicators, Thresholds, Verdict};
 pub struct DiagnoseOptions {
     /// The thresholds of the verdict procedure.
     pub thresholds: Thresholds,
-    /// First step of the window; default: the second half of the run (the
-    /// first half is warm-up, where BatchNorm and the init transient distort
-    /// gradient statistics).
+    /// First step of the window; default: the second half of the steps up
+    /// to the window's end (the first half is warm-up, where BatchNorm and
+    /// the init transient distort gradient statistics).
     pub window_start: Option<usize>,
+    /// Last step of the window (held-out checks after it are ignored too);
+    /// default: the last recorded step. A verdict belongs to its window: an
+    /// earlier end asks what the run looked like then.
+    #[serde(default)]
+    pub window_end: Option<usize>,
 }
 
 /// A verdict with its evidence, for one window of a run.
@@ -116,23 +121,34 @@ pub fn diagnose(history: &History) -> Result<Diagnosis> {
 /// [`DiagError::InsufficientData`] for a history without steps, or whose
 /// window holds none.
 pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Diagnosis> {
-    let steps = &history.steps;
+    let end = options.window_end.unwrap_or(usize::MAX);
+    let steps: Vec<&StepRecord> = history.steps.iter().filter(|s| s.step <= end).collect();
     let (Some(first), Some(last)) = (steps.first(), steps.last()) else {
         return Err(DiagError::InsufficientData {
             indicator: "diagnosis",
-            reason: "no recorded step".into(),
+            reason: format!(
+                "no recorded step{}",
+                options
+                    .window_end
+                    .map(|e| format!(" at or before the window end {e}"))
+                    .unwrap_or_default()
+            ),
         });
     };
     let start = options
         .window_start
         .unwrap_or(first.step + (last.step - first.step).div_ceil(2));
-    let mut window: Vec<StepRecord> = steps.iter().filter(|s| s.step >= start).cloned().collect();
+    let mut window: Vec<StepRecord> = steps
+        .iter()
+        .filter(|s| s.step >= start)
+        .map(|s| (*s).clone())
+        .collect();
     let first_non_finite = steps.iter().find(|s| s.non_finite).map(|s| s.step);
     if first_non_finite.is_some() {
         // A run that blew up: describe it by its finite steps (a loop stops at
         // the first non-finite one), the second half of them unless the
         // window already holds some.
-        let finite: Vec<&StepRecord> = steps.iter().filter(|s| !s.non_finite).collect();
+        let finite: Vec<&StepRecord> = steps.iter().copied().filter(|s| !s.non_finite).collect();
         let in_window: Vec<StepRecord> = window.iter().filter(|s| !s.non_finite).cloned().collect();
         window = if !in_window.is_empty() {
             in_window
@@ -143,7 +159,11 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
                 .collect()
         };
         if window.is_empty() {
-            window = steps.iter().filter(|s| s.step >= start).cloned().collect();
+            window = steps
+                .iter()
+                .filter(|s| s.step >= start)
+                .map(|s| (*s).clone())
+                .collect();
         }
     }
     if window.is_empty() {
@@ -219,7 +239,12 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
         .find_map(|s| s.positions.last().and_then(|p| p.diversity));
 
     // Held-out checks.
-    let checks = &history.checks;
+    let checks: Vec<CheckRecord> = history
+        .checks
+        .iter()
+        .filter(|c| c.step <= end)
+        .cloned()
+        .collect();
     if let Some(c) = checks.last() {
         if let Some(v) = c.val_loss {
             ind.val_loss_to_chance = Some(v / chance);
@@ -289,6 +314,6 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
         indicators: ind,
         layers,
         window: [window[0].step, window[window.len() - 1].step],
-        history: checks.clone(),
+        history: checks,
     })
 }

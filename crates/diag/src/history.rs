@@ -1,9 +1,30 @@
 //! [`History`]: everything recorded over a run, serialisable as JSON.
+//!
+//! JSON has no NaN or infinity: `serde_json` writes them as `null`, and the
+//! records read `null` back as NaN (a run that blew up round-trips, with
+//! infinities turned into NaN).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::probe::ProbeResult;
 use crate::recorder::StepRecord;
+
+/// Reads `null` (a non-finite value written by `serde_json`) as NaN.
+pub(crate) fn nan_from_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// The shuffle control's `(step, loss)` pairs, with `null` losses read as NaN.
+fn control_from_null<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<(usize, f64)>>, D::Error> {
+    let pairs = Option::<Vec<(usize, Option<f64>)>>::deserialize(d)?;
+    Ok(pairs.map(|v| {
+        v.into_iter()
+            .map(|(t, l)| (t, l.unwrap_or(f64::NAN)))
+            .collect()
+    }))
+}
 
 /// A held-out check at one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -11,8 +32,10 @@ pub struct CheckRecord {
     /// The step.
     pub step: usize,
     /// Loss on a fixed training subset, in evaluation mode.
+    #[serde(deserialize_with = "nan_from_null")]
     pub train_loss: f64,
     /// Accuracy on that subset.
+    #[serde(deserialize_with = "nan_from_null")]
     pub train_accuracy: f64,
     /// Held-out loss.
     pub val_loss: Option<f64>,
@@ -33,6 +56,7 @@ pub struct History {
     /// Number of classes `K`.
     pub num_classes: usize,
     /// Chance loss: the entropy of the training label distribution (ln K when balanced).
+    #[serde(deserialize_with = "nan_from_null")]
     pub chance_loss: f64,
     /// Per-step records.
     pub steps: Vec<StepRecord>,
@@ -41,6 +65,7 @@ pub struct History {
     /// The data probe (I13).
     pub probe: Option<ProbeResult>,
     /// The label-shuffle control's per-step training losses (I14), `(step, loss)`.
+    #[serde(deserialize_with = "control_from_null")]
     pub shuffle_control: Option<Vec<(usize, f64)>>,
 }
 

@@ -42,11 +42,13 @@ pub struct LayerStat {
     /// Depth index from input to output.
     pub index: usize,
     /// RMS of the weight gradient (I2).
+    #[serde(deserialize_with = "crate::history::nan_from_null")]
     pub grad_rms: f64,
     /// RMS of the back-propagated gradient at the layer's output, per
     /// example (I3), when the layer taps its output.
     pub act_grad_rms: Option<f64>,
     /// RMS of the weight (I5).
+    #[serde(deserialize_with = "crate::history::nan_from_null")]
     pub weight_rms: f64,
     /// `‖Δθ‖ / ‖θ‖` of the update applied since the previous record (I6).
     pub update_ratio: Option<f64>,
@@ -58,6 +60,7 @@ pub struct PositionStat {
     /// The tap name.
     pub name: String,
     /// RMS of the activation gradient, per example (the mean-loss gradient times the batch size).
+    #[serde(deserialize_with = "crate::history::nan_from_null")]
     pub act_grad_rms: f64,
     /// Forward diversity ζ of the activation (I12), on steps with forward statistics.
     pub diversity: Option<f64>,
@@ -69,6 +72,7 @@ pub struct StepRecord {
     /// The step index.
     pub step: usize,
     /// Mini-batch training loss.
+    #[serde(deserialize_with = "crate::history::nan_from_null")]
     pub loss: f64,
     /// Mini-batch training accuracy, when given.
     pub accuracy: Option<f64>,
@@ -77,6 +81,7 @@ pub struct StepRecord {
     /// Depth positions, input to output.
     pub positions: Vec<PositionStat>,
     /// Global gradient norm.
+    #[serde(deserialize_with = "crate::history::nan_from_null")]
     pub grad_norm: f64,
     /// Cosine between this step's gradient and the previous one's (I8).
     pub cos_previous: Option<f64>,

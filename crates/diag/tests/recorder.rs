@@ -167,3 +167,40 @@ fn dead_units_are_counted_on_the_non_linearities_only() {
         "dead fraction over the ReLUs of a fresh ResNet: {d}"
     );
 }
+
+#[test]
+fn a_run_that_blew_up_round_trips_through_json() {
+    let data = Patterns::new(PatternsConfig {
+        len: 300,
+        num_classes: 3,
+        height: 4,
+        width: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let (train, val) = train_val_split(data, 0.25, 0).unwrap();
+    let exploding = || {
+        let mut cfg = PlainMlpConfig::new(16, 3, 20, 16, ActivationKind::Relu);
+        cfg.stack.gain = 18f64.sqrt();
+        PlainMlp::<f32>::new(&Scope::new(0), &cfg)
+    };
+    let config = RunConfig {
+        steps: 20,
+        batch_size: 16,
+        checks: 2,
+        snr_batches: 2,
+        ..Default::default()
+    };
+    let run = run_diagnosed(&exploding, &train, &val, &config, &mut |_| {}).unwrap();
+    assert_eq!(run.diagnosis.verdict, gradlab_diag::Verdict::Exploding);
+    let last = run.history.steps.last().unwrap();
+    assert!(last.non_finite && last.loss.is_nan());
+    // NaN is written as null and read back as NaN.
+    let json = serde_json::to_string(&run).unwrap();
+    assert!(json.contains("null"));
+    let back: DiagnosedRun = serde_json::from_str(&json).unwrap();
+    assert!(back.history.steps.last().unwrap().loss.is_nan());
+    assert_eq!(back.history.steps.len(), run.history.steps.len());
+    assert_eq!(back.diagnosis.verdict, run.diagnosis.verdict);
+    assert_eq!(back.diagnosis.reasons, run.diagnosis.reasons);
+}
