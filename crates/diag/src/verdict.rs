@@ -372,17 +372,25 @@ pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
         }
     }
     let mut reasons = base.reasons;
-    let (mut confidence, mut runner_up) = (1.0, base.verdict);
-    if let Some((cost, verdict, what)) = &nearest {
-        confidence = *cost;
-        runner_up = *verdict;
-        reasons.push(format!(
+    let (mut confidence, mut runner_up, mut why) = (1.0, base.verdict, None);
+    if let Some((cost, verdict, what)) = nearest {
+        confidence = cost;
+        runner_up = verdict;
+        why = Some(format!(
             "confidence {cost:.2}: the nearest other verdict, {verdict}, is {cost:.2} of a margin away ({what})"
         ));
     }
     if base.cap < confidence {
         confidence = base.cap;
         runner_up = base.cap_runner_up;
+        why = Some(format!(
+            "confidence {confidence:.2}: the evidence behind {} is incomplete (above); the runner-up is {runner_up}",
+            base.verdict
+        ));
+    }
+    // Quoted when it reads as less than full confidence.
+    if let (Some(why), true) = (why, confidence < 0.995) {
+        reasons.push(why);
     }
     if confidence < th.min_confidence && runner_up != base.verdict {
         reasons.push(format!(
@@ -592,8 +600,11 @@ fn stall_cause(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Ver
                 fmt_opt(ind.cos_successive)
             ));
         }
-        let cap = if gap.is_none() { 0.8 } else { 1.0 };
-        return (Verdict::NoSignal, Verdict::ModelCannotExtract, cap);
+        if gap.is_none() {
+            p.note("the label-shuffle control was not run, which would show whether this model extracts anything (confidence at most 0.8)".into());
+            return (Verdict::NoSignal, Verdict::ModelCannotExtract, 0.8);
+        }
+        return (Verdict::NoSignal, Verdict::ModelCannotExtract, 1.0);
     }
     p.note(format!("the data holds signal: a probe reaches {acc:.3} held-out accuracy against chance {chance} (p = {pv:.1e} < {alpha:.0e})"));
     if let Some(u) = tiny_steps(p) {
