@@ -246,6 +246,7 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
         .cloned()
         .collect();
     if let Some(c) = checks.last() {
+        ind.eval_loss_to_chance = Some(c.train_loss / chance).filter(|e| e.is_finite());
         if let Some(v) = c.val_loss {
             ind.val_loss_to_chance = Some(v / chance);
             ind.train_val_gap = Some((v - c.train_loss) / chance);

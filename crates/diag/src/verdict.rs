@@ -132,6 +132,10 @@ pub struct Indicators {
     pub loss_to_chance: Option<f64>,
     /// I1 on held-out data.
     pub val_loss_to_chance: Option<f64>,
+    /// I1 on the training subset in evaluation mode, at the last check
+    /// (the held-out figures are in evaluation mode too).
+    #[serde(default)]
+    pub eval_loss_to_chance: Option<f64>,
     /// I7: bias-corrected gradient SNR.
     pub snr: Option<f64>,
     /// I8: mean cosine of successive mini-batch gradients.
@@ -668,6 +672,12 @@ fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, 
             .map(|d| format!(" and fell {:.1}% over the window", d * 100.0))
             .unwrap_or_default()
     ));
+    if let Some(e) = ind
+        .eval_loss_to_chance
+        .filter(|&e| e - rho >= th.overfit_gap)
+    {
+        p.note(format!("in evaluation mode the training subset's loss is {e:.3} x ln K against {rho:.3} on the training batches: the network computes something else in evaluation mode (BatchNorm's running statistics lag the weights, or dropout), and the held-out figures below are in evaluation mode"));
+    }
     // Progress on the training labels only, with nothing to generalise from:
     // the model memorises (Zhang et al. 2017). Held-out accuracy below
     // chance is no evidence of signal, so the band is one-sided.
