@@ -119,6 +119,14 @@ pub enum ConvError {
         /// Shape of the input.
         input: [usize; 4],
     },
+    /// The memory for the result could not be allocated.
+    #[error("{op}: not enough memory to allocate {elements} elements")]
+    OutOfMemory {
+        /// The operation that was attempted.
+        op: &'static str,
+        /// Number of elements asked for.
+        elements: usize,
+    },
     /// A size computation overflowed `usize` (or `u64` for MAC counts).
     #[error("{op}: size overflow computing {what}")]
     Overflow {

@@ -218,7 +218,8 @@ fn argmax<T: Element>(
 /// # Errors
 /// Those of [`Pool2dSpec::validate`], [`ConvError::EmptyInput`] for a zero
 /// height or width, [`ConvError::KernelTooLarge`] when the window exceeds the
-/// padded input.
+/// padded input, [`ConvError::OutOfMemory`] when the output cannot be
+/// allocated.
 ///
 /// # Examples
 /// ```
@@ -237,7 +238,7 @@ pub fn max_pool2d<T: Element>(input: ArrayView4<'_, T>, spec: &Pool2dSpec) -> Re
     let xs = slice_of(&x)?;
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
-    let mut out = zeros(oshape.iter().product());
+    let mut out = zeros(op, oshape.iter().product())?;
     out.par_chunks_mut(oh_n * ow_n)
         .enumerate()
         .for_each(|(idx, out_p)| {
@@ -274,7 +275,7 @@ pub fn max_pool2d_backward<T: Element>(
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
     let op_len = oh_n * ow_n;
-    let mut dx = zeros(ishape.iter().product());
+    let mut dx = zeros(op, ishape.iter().product())?;
     dx.par_chunks_mut(h * w)
         .enumerate()
         .for_each(|(idx, dx_p)| {
@@ -328,7 +329,7 @@ pub fn avg_pool2d<T: Element>(input: ArrayView4<'_, T>, spec: &Pool2dSpec) -> Re
     let xs = slice_of(&x)?;
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
-    let mut out = zeros(oshape.iter().product());
+    let mut out = zeros(op, oshape.iter().product())?;
     out.par_chunks_mut(oh_n * ow_n)
         .enumerate()
         .for_each(|(idx, out_p)| {
@@ -372,7 +373,7 @@ pub fn avg_pool2d_backward<T: Element>(
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
     let op_len = oh_n * ow_n;
-    let mut dx = zeros(ishape.iter().product());
+    let mut dx = zeros(op, ishape.iter().product())?;
     dx.par_chunks_mut(h * w)
         .enumerate()
         .for_each(|(idx, dx_p)| {
@@ -451,7 +452,7 @@ pub fn global_avg_pool2d_backward<T: Element>(
     let hw = ishape[2] * ishape[3];
     let scale = T::of_f64(hw as f64);
     let dy: Vec<T> = grad_output.iter().copied().collect();
-    let mut dx = zeros(ishape.iter().product());
+    let mut dx = zeros(op, ishape.iter().product())?;
     dx.par_chunks_mut(hw)
         .zip(dy.par_iter())
         .for_each(|(plane, &d)| plane.fill(d / scale));

@@ -254,6 +254,22 @@ fn error_messages_use_pytorch_wording() {
 }
 
 #[test]
+fn outputs_too_large_for_memory_are_errors() {
+    // A 1x1 input padded to about 8 million pixels per side: the output
+    // would take hundreds of terabytes.
+    let x = Array4::<f32>::ones((1, 2, 1, 1));
+    for spec in [
+        Conv2dSpec::new(2, 2, 1).padding(1 << 22),
+        Conv2dSpec::new(2, 2, 1).padding(1 << 22).groups(2),
+        Conv2dSpec::new(2, 2, 3).padding(1 << 22),
+    ] {
+        let w = Array4::<f32>::ones(spec.weight_shape());
+        let err = conv2d(x.view(), w.view(), None, &spec).unwrap_err();
+        assert!(matches!(err, ConvError::OutOfMemory { .. }), "{err}");
+    }
+}
+
+#[test]
 fn huge_sizes_overflow_into_errors() {
     let spec = Conv2dSpec::new(1, 1, usize::MAX).dilation(2);
     assert!(matches!(spec.validate(), Err(ConvError::Overflow { .. })));

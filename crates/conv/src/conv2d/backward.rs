@@ -41,7 +41,7 @@ pub(super) fn backward<T: Element>(
     let max_chunks = (PARTIAL_BUDGET / wlen.max(1)).clamp(1, BATCH_CHUNKS);
     let chunk = g.n.div_ceil(max_chunks).max(1);
     let n_chunks = g.n.div_ceil(chunk);
-    let mut dx = super::zeros(g.n * g.c_in * hw);
+    let mut dx = super::zeros("conv2d_backward", g.n * g.c_in * hw)?;
     let mut partials: Vec<(Vec<T>, Vec<T>)> = (0..n_chunks)
         .map(|_| (vec![T::zero(); wlen], vec![T::zero(); g.c_out]))
         .collect();

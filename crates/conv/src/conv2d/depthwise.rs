@@ -323,7 +323,7 @@ pub(super) fn forward<T: Element>(
 ) -> Result<Vec<T>> {
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
     let (hp, wp) = padded_dims(g);
-    let mut out = super::zeros(g.n * g.c_out * op);
+    let mut out = super::zeros("conv2d", g.n * g.c_out * op)?;
     if g.s == [1, 1] {
         let f = Flat::new(g);
         out.par_chunks_mut(m * op)
@@ -458,7 +458,7 @@ pub(super) fn backward<T: Element>(
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
     let (hp, wp) = padded_dims(g);
     let planes = g.n * g.c_in;
-    let mut dx = super::zeros(planes * hw);
+    let mut dx = super::zeros("conv2d_backward", planes * hw)?;
     let mut dw_part = vec![T::zero(); planes * m * kk];
     let mut db_part = vec![T::zero(); planes * m];
     // (An empty input plane has no input gradient; keep the chunk size positive.)

@@ -37,7 +37,7 @@ pub(super) fn forward<T: Element>(
     g: &Geometry,
 ) -> Result<Vec<T>> {
     let (hw, p, kk) = (g.in_plane(), g.out_plane(), g.col_rows());
-    let mut out = super::zeros(g.n * g.c_out * p);
+    let mut out = super::zeros("conv2d", g.n * g.c_out * p)?;
     let mut out3 = ArrayViewMut3::from_shape((g.n, g.c_out, p), &mut out[..])
         .map_err(|_| crate::gemm::internal("forward output", g.n * g.c_out * p))?;
     // One task per (image, band), each owning its own block of the output.

@@ -57,7 +57,8 @@ pub struct Conv2dGrads<T> {
 /// spec; [`ConvError::WeightShape`], [`ConvError::InputChannels`],
 /// [`ConvError::BiasShape`] for operands that disagree with it;
 /// [`ConvError::KernelTooLarge`] when the dilated kernel does not fit the
-/// padded input; [`ConvError::Overflow`] for sizes beyond `usize`.
+/// padded input; [`ConvError::Overflow`] for sizes beyond `usize`;
+/// [`ConvError::OutOfMemory`] when the output cannot be allocated.
 ///
 /// # Examples
 /// ```
@@ -169,12 +170,18 @@ pub(crate) struct RawGrads<T> {
     pub bias: Vec<T>,
 }
 
-/// A vector of `n` zeros written by all rayon threads: large outputs are
-/// otherwise zeroed by the calling thread alone before the parallel work.
-pub(crate) fn zeros<T: Element>(n: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
+/// A vector of `n` zeros written by all rayon threads (large outputs are
+/// otherwise zeroed by the calling thread alone before the parallel work).
+///
+/// # Errors
+/// [`ConvError::OutOfMemory`] when the allocation fails, rather than
+/// aborting the process.
+pub(crate) fn zeros<T: Element>(op: &'static str, n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| ConvError::OutOfMemory { op, elements: n })?;
     v.par_extend(rayon::iter::repeat_n(T::zero(), n));
-    v
+    Ok(v)
 }
 
 /// `init + sum(values)`, summed in 8 interleaved partial sums (so the
