@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gradlab::commands::{conv_table, demo, diagnose, summary, train};
+use gradlab::commands::{bench, conv_table, demo, diagnose, summary, train};
 use gradlab::experiments::{Size, NAMES};
 use gradlab::CliError;
 use gradlab_diag::OptimizerChoice;
@@ -165,6 +165,37 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         classes: usize,
     },
+    /// Time training steps of a model on random data: ms per step, images/s, split, peak memory.
+    #[command(after_help = SPEC_HELP)]
+    Bench {
+        /// Model SPEC, e.g. resnet:depth=20.
+        #[arg(long)]
+        model: String,
+        /// Images per step.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Input shape CxHxW.
+        #[arg(long, default_value = "3x32x32")]
+        input: String,
+        /// Number of classes.
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        /// Timed steps (the median is reported).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps before the timed ones.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Optimizer (sgd has momentum 0.9 and weight decay 5e-4).
+        #[arg(long, value_enum, default_value = "sgd")]
+        optimizer: DiagOptimizer,
+        /// Seed of the weights and the random data.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Standard, pointwise (1x1) and depthwise convolutions compared on one shape.
     ConvTable {
         /// Input channels.
@@ -266,6 +297,31 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             input,
             classes,
         } => summary::run(&model, &input, classes),
+        Command::Bench {
+            model,
+            batch,
+            input,
+            classes,
+            steps,
+            warmup,
+            optimizer,
+            seed,
+            json,
+        } => bench::run(&bench::BenchArgs {
+            model,
+            batch,
+            input,
+            classes,
+            steps,
+            warmup,
+            optimizer: match optimizer {
+                DiagOptimizer::Sgd => "sgd",
+                DiagOptimizer::Adam => "adam",
+            }
+            .into(),
+            seed,
+            json,
+        }),
         Command::ConvTable {
             c_in,
             c_out,

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod bench;
 pub mod conv_table;
 pub mod demo;
 pub mod diagnose;

@@ -1,0 +1,311 @@
+//! `gradlab bench`: the time of one training step (forward, cross-entropy,
+//! backward, optimizer update) of a model on random data, its split, the
+//! throughput and the peak resident memory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use gradlab_arch::{combined_loss, HeadMode, OutputRequest};
+use gradlab_nn::{Adam, AdamConfig, Ctx, HasParams, Optimizer, Sgd, SgdConfig};
+use gradlab_tensor::Tensor;
+use serde::Serialize;
+
+use crate::commands::summary::parse_shape;
+use crate::error::{CliError, Result};
+use crate::model_spec::build_model;
+use crate::output::write_json;
+
+/// The options of `gradlab bench`.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    /// Model SPEC.
+    pub model: String,
+    /// Images per step.
+    pub batch: usize,
+    /// Input shape `CxHxW`.
+    pub input: String,
+    /// Number of classes of the random labels.
+    pub classes: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps before them (buffers, caches, thread pool).
+    pub warmup: usize,
+    /// `sgd` (momentum 0.9, weight decay 5e-4) or `adam`.
+    pub optimizer: String,
+    /// Seed of the weights, images and labels.
+    pub seed: u64,
+    /// Where to write the report as JSON.
+    pub json: Option<PathBuf>,
+}
+
+/// Median milliseconds of each part of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepSplit {
+    /// Building the graph: forward pass and loss.
+    pub forward_ms: f64,
+    /// `Ctx::backward`: the gradients of every parameter.
+    pub backward_ms: f64,
+    /// The optimizer update.
+    pub update_ms: f64,
+}
+
+/// What `gradlab bench` measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The model SPEC.
+    pub model: String,
+    /// The network's label (`resnet-20`).
+    pub label: String,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Input shape `[C, H, W]`.
+    pub input: [usize; 3],
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Threads of the pool the kernels run on.
+    pub threads: usize,
+    /// Untimed steps before the timed ones.
+    pub warmup_steps: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Median milliseconds per whole step (forward, backward, update, and
+    /// freeing the step's graph).
+    pub ms_per_step: f64,
+    /// Fastest step, milliseconds.
+    pub min_ms_per_step: f64,
+    /// Slowest step, milliseconds.
+    pub max_ms_per_step: f64,
+    /// Median processor time of the whole process per step, milliseconds
+    /// (all threads together; about `threads x ms_per_step` when every
+    /// thread is busy, and less sensitive than the wall time to other
+    /// programs on the machine); `None` where it cannot be read.
+    pub cpu_ms_per_step: Option<f64>,
+    /// `batch / median step time`.
+    pub images_per_second: f64,
+    /// Median of each part.
+    pub split: StepSplit,
+    /// Every timed step, milliseconds, in order.
+    pub step_ms: Vec<f64>,
+    /// Peak resident memory of the process (`VmHWM`), bytes; `None` where
+    /// the system does not report it.
+    pub peak_memory_bytes: Option<u64>,
+    /// The loss of the last step (a sanity check: finite).
+    pub last_loss: f64,
+}
+
+/// The peak resident set size of this process (`VmHWM` in
+/// `/proc/self/status`), in bytes; `None` where it cannot be read.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut parts = line["VmHWM:".len()..].split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") => value.checked_mul(1024),
+        _ => None,
+    }
+}
+
+/// Processor time used by this process so far (every thread), in
+/// milliseconds; `None` where it cannot be read.
+pub fn process_cpu_ms() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through the pointer,
+        // which points to a live local.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The median of `values` (mean of the two middle ones for an even count;
+/// NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn make_optimizer(name: &str) -> Result<Box<dyn Optimizer<f32>>> {
+    let run = |e: gradlab_nn::NnError| CliError::Run(format!("optimizer: {e}"));
+    Ok(match name {
+        "sgd" => Box::new(
+            Sgd::new(SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                ..SgdConfig::default()
+            })
+            .map_err(run)?,
+        ),
+        "adam" => Box::new(
+            Adam::new(AdamConfig {
+                lr: 1e-3,
+                ..AdamConfig::default()
+            })
+            .map_err(run)?,
+        ),
+        other => {
+            return Err(CliError::Usage(format!(
+                "bench: unknown optimizer '{other}'; valid values: sgd, adam"
+            )))
+        }
+    })
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// Usage errors (exit code 2) for zero batch, steps or classes, a bad shape,
+/// model SPEC or optimizer; run errors from the model (a non-finite loss).
+pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
+    if args.batch == 0 || args.steps == 0 || args.classes == 0 {
+        return Err(CliError::Usage(
+            "bench: --batch, --steps and --classes must be at least 1".into(),
+        ));
+    }
+    let shape = parse_shape(&args.input)?;
+    let mut net = build_model(&args.model, shape, args.classes, args.seed)?.net;
+    let mut opt = make_optimizer(&args.optimizer)?;
+    let [c, h, w] = shape;
+    let images = Tensor::<f32>::rand_normal(&[args.batch, c, h, w], 0.0, 1.0, args.seed ^ 0x1)?;
+    let labels: Vec<usize> =
+        Tensor::<f64>::rand_uniform(&[args.batch], 0.0, args.classes as f64, args.seed ^ 0x2)?
+            .as_slice()
+            .iter()
+            .map(|&u| (u as usize).min(args.classes - 1))
+            .collect();
+    let request = OutputRequest {
+        heads: HeadMode::Auto,
+        features: Vec::new(),
+    };
+    let (mut fwd, mut bwd, mut upd, mut total, mut cpu) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut last_loss = f64::NAN;
+    for step in 0..args.warmup + args.steps {
+        let c0 = process_cpu_ms();
+        let t0 = Instant::now();
+        let mut cx = Ctx::new().with_seed(args.seed.wrapping_add(step as u64));
+        let x = cx.input(images.clone());
+        let outputs = net.forward_outputs(&mut cx, x, &request)?;
+        let loss = combined_loss(&mut cx, &outputs, &labels)?.total;
+        let t1 = Instant::now();
+        let grads = cx.backward(loss)?;
+        let t2 = Instant::now();
+        opt.step(&mut *net, &grads)?;
+        let t3 = Instant::now();
+        last_loss = grads.loss().unwrap_or(f64::NAN);
+        drop(grads);
+        drop(cx);
+        let t4 = Instant::now();
+        let c4 = process_cpu_ms();
+        if step >= args.warmup {
+            if let (Some(a), Some(b)) = (c0, c4) {
+                cpu.push(b - a);
+            }
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            fwd.push(ms(t0, t1));
+            bwd.push(ms(t1, t2));
+            upd.push(ms(t2, t3));
+            total.push(ms(t0, t4));
+        }
+    }
+    let ms_per_step = median(&total);
+    Ok(BenchReport {
+        model: args.model.clone(),
+        label: net.label(),
+        parameters: net.num_trainable(),
+        batch: args.batch,
+        input: shape,
+        optimizer: args.optimizer.clone(),
+        threads: rayon::current_num_threads(),
+        warmup_steps: args.warmup,
+        steps: args.steps,
+        ms_per_step,
+        min_ms_per_step: total.iter().copied().fold(f64::INFINITY, f64::min),
+        max_ms_per_step: total.iter().copied().fold(0.0, f64::max),
+        cpu_ms_per_step: (cpu.len() == total.len()).then(|| median(&cpu)),
+        images_per_second: args.batch as f64 / (ms_per_step / 1e3),
+        split: StepSplit {
+            forward_ms: median(&fwd),
+            backward_ms: median(&bwd),
+            update_ms: median(&upd),
+        },
+        step_ms: total,
+        peak_memory_bytes: peak_memory_bytes(),
+        last_loss,
+    })
+}
+
+/// `gradlab bench`: prints the report and writes it as JSON when asked.
+///
+/// # Errors
+/// As [`bench`]; file errors for `--json`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let r = bench(args)?;
+    let [c, h, w] = r.input;
+    println!(
+        "{} ({} parameters), batch {} of {c}x{h}x{w}, {}, {} threads",
+        r.label, r.parameters, r.batch, r.optimizer, r.threads
+    );
+    println!(
+        "{} timed steps after {} warm-up steps",
+        r.steps, r.warmup_steps
+    );
+    println!(
+        "step:     {:.1} ms median (min {:.1}, max {:.1}), {:.1} images/s",
+        r.ms_per_step, r.min_ms_per_step, r.max_ms_per_step, r.images_per_second
+    );
+    println!(
+        "split:    forward {:.1} ms, backward {:.1} ms, update {:.2} ms",
+        r.split.forward_ms, r.split.backward_ms, r.split.update_ms
+    );
+    if let Some(cpu) = r.cpu_ms_per_step {
+        println!("cpu:      {cpu:.1} ms per step (all threads)");
+    }
+    match r.peak_memory_bytes {
+        Some(b) => println!("peak RSS: {:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+        None => println!("peak RSS: unavailable"),
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &r)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn peak_memory_is_read_on_linux() {
+        let peak = peak_memory_bytes();
+        if cfg!(target_os = "linux") {
+            assert!(peak.is_some_and(|b| b > 0), "{peak:?}");
+        }
+    }
+}
