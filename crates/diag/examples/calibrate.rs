@@ -10,14 +10,15 @@
 //!     [--seeds 0,1,2] [--only S1,S3] [--save runs.json | --load runs.json] [--verbose]
 //! ```
 //!
-//! How a threshold "moves a decade" depends on its kind:
+//! How a threshold "moves a decade" depends on its kind ("down" lowers the
+//! value, "up" raises it):
 //!
 //! - scales and rates (attenuation, loss ratios, drops, π, p-value, update
-//!   ratio, cosine, gap, confidence): multiplied and divided by 10;
+//!   ratio, cosine, gap, confidence): divided and multiplied by 10;
 //! - values near 1 (R², the near-chance loss ratio): their distance to 1
-//!   multiplied and divided by 10 (R² 0.8 -> 0.98 and -1, i.e. no demand);
-//! - fractions (dead and saturated units): their odds multiplied and
-//!   divided by 10 (0.5 -> 0.91 and 0.09).
+//!   multiplied and divided by 10 (R² 0.8 -> -1, i.e. no demand, and 0.98);
+//! - fractions (dead and saturated units): their odds divided and
+//!   multiplied by 10 (0.5 -> 0.09 and 0.91).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -224,6 +225,9 @@ fn accuracy(runs: &[SuiteRun], th: &Thresholds) -> (usize, Vec<String>) {
 }
 
 fn fmt_value(x: f64) -> String {
+    if x.abs() < 1e-12 {
+        return "0".into();
+    }
     if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e3) {
         format!("{x:.0e}")
     } else {
@@ -239,7 +243,7 @@ fn print_calibration(runs: &[SuiteRun]) {
     let default = Thresholds::default();
     let (base, _) = accuracy(runs, &default);
     println!("\ndefault thresholds: {base}/{n} right\n");
-    println!("| threshold | ÷ decade | right | default | right | × decade | right | runs that change verdict |");
+    println!("| threshold | decade down | right | default | right | decade up | right | runs that change verdict |");
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
     for k in knobs() {
         let x = (k.get)(&default);
@@ -254,7 +258,7 @@ fn print_calibration(runs: &[SuiteRun]) {
             if !changed.is_empty() {
                 changes.push(format!(
                     "{}: {}",
-                    if down { "÷" } else { "×" },
+                    if down { "down" } else { "up" },
                     changed.join(", ")
                 ));
             }

@@ -36,7 +36,10 @@
 //! `activations.rs` (dead units and forward collapse, I11-I12), `probe.rs`
 //! (the model-independent data probe, I13) — then `verdict.rs` (the gated
 //! decision procedure), `recorder.rs`, `history.rs`, `diagnose.rs` and
-//! `run.rs` (a diagnosed training loop), `plot.rs` (SVG depth profiles).
+//! `run.rs` (a diagnosed training loop), `plot.rs` (SVG depth profiles),
+//! `suite.rs` (the scenario suite: training runs whose right verdict is
+//! known by construction, for tests and calibration; see
+//! docs/diagnostics.md).
 
 pub mod activations;
 pub mod depth_profile;
