@@ -156,13 +156,11 @@ fn c2_biases_at_minus_two_kill_the_relus() {
 
 #[test]
 fn c3_deep_plain_cnn_with_batch_norm_does_not_vanish() {
+    // Gradients do not shrink towards the input: if anything they grow a
+    // little, as in BatchNorm plain networks at init (Yang et al. 2019).
     for r in check(Scenario::C3) {
         let i = &r.diagnosis.indicators;
-        assert!(
-            i.attenuation.is_some_and(|a| a.abs() < 2.0),
-            "{}",
-            explain(r)
-        );
+        assert!(i.attenuation.is_some_and(|a| a < 1.0), "{}", explain(r));
     }
 }
 
