@@ -1,0 +1,98 @@
+//! One SGD training step (momentum 0.9, weight decay 5e-4) of the CIFAR
+//! ResNet-20 (option-A shortcuts, 269,722 parameters) and its plain twin on
+//! 3x32x32 inputs, as `gradlab bench --model resnet:depth=20` times it:
+//!
+//! - `resnet20_b128/full_step`, `plain20_b128/full_step`: forward with the
+//!   cross-entropy, `Ctx::backward`, `Sgd::step`, freeing the graph;
+//! - `resnet20_b128/forward`, `resnet20_b128/backward`: the two halves;
+//! - `resnet20_b1/full_step`: batch 1, where parallelism has to come from
+//!   inside each layer.
+//!
+//! Run: `cargo bench -p gradlab-benches --bench resnet_step` (about two
+//! minutes on two cores).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gradlab_arch::{ResNet, ResNetConfig};
+use gradlab_autodiff::Var;
+use gradlab_nn::{
+    cross_entropy, CrossEntropyOptions, Ctx, Module, Optimizer, Scope, Sgd, SgdConfig,
+};
+use gradlab_tensor::Tensor;
+
+fn setup(plain: bool) -> (ResNet<f32>, Sgd<f32>) {
+    let mut cfg = ResNetConfig::cifar(20).expect("ResNet-20");
+    if plain {
+        cfg = cfg.plain();
+    }
+    let net = ResNet::new(&Scope::new(0), &cfg).expect("valid model");
+    let opt = Sgd::new(SgdConfig {
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        ..Default::default()
+    })
+    .expect("valid config");
+    (net, opt)
+}
+
+fn data(batch: usize) -> (Tensor<f32>, Vec<usize>) {
+    let images = Tensor::<f32>::rand_normal(&[batch, 3, 32, 32], 0.0, 1.0, 1).expect("shape");
+    let labels = (0..batch).map(|i| (i * 7) % 10).collect();
+    (images, labels)
+}
+
+fn forward(net: &mut ResNet<f32>, images: &Tensor<f32>, labels: &[usize]) -> (Ctx<f32>, Var) {
+    let mut cx = Ctx::new();
+    let x = cx.input(images.clone());
+    let logits = net.forward(&mut cx, x).expect("forward");
+    let loss =
+        cross_entropy(&mut cx, logits, labels, &CrossEntropyOptions::default()).expect("loss");
+    (cx, loss)
+}
+
+fn step(net: &mut ResNet<f32>, opt: &mut Sgd<f32>, images: &Tensor<f32>, labels: &[usize]) {
+    let (cx, loss) = forward(net, images, labels);
+    let grads = cx.backward(loss).expect("backward");
+    opt.step(net, &grads).expect("step");
+}
+
+fn bench_resnet_step(c: &mut Criterion) {
+    let (images, labels) = data(128);
+    let mut group = c.benchmark_group("resnet20_b128");
+    group.sample_size(10);
+    let (mut net, mut opt) = setup(false);
+    group.bench_function("full_step", |b| {
+        b.iter(|| step(&mut net, &mut opt, &images, &labels))
+    });
+    group.bench_function("forward", |b| {
+        b.iter(|| black_box(forward(&mut net, &images, &labels)))
+    });
+    let (cx, loss) = forward(&mut net, &images, &labels);
+    group.bench_function("backward", |b| {
+        b.iter(|| black_box(cx.backward(loss).expect("backward")))
+    });
+    drop(cx);
+    group.finish();
+
+    let mut group = c.benchmark_group("plain20_b128");
+    group.sample_size(10);
+    let (mut net, mut opt) = setup(true);
+    group.bench_function("full_step", |b| {
+        b.iter(|| step(&mut net, &mut opt, &images, &labels))
+    });
+    group.finish();
+
+    let (images, labels) = data(1);
+    let mut group = c.benchmark_group("resnet20_b1");
+    group.sample_size(20);
+    let (mut net, mut opt) = setup(false);
+    group.bench_function("full_step", |b| {
+        b.iter(|| step(&mut net, &mut opt, &images, &labels))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_resnet_step);
+criterion_main!(benches);
