@@ -1,6 +1,6 @@
 //! The scenario suite: small training runs whose right verdict is known by
 //! construction (research note, section 3.1), used to test the decision
-//! procedure and to calibrate its [`Thresholds`](crate::Thresholds).
+//! procedure and to calibrate its [`Thresholds`].
 //!
 //! Every scenario trains on 8x8 images (synthetic patterns, pure noise or
 //! the embedded digits, standardised) with a narrow network, so one run
