@@ -71,19 +71,9 @@ fn diagnose_cell(
     })
 }
 
-/// The reason that decided the verdict: the depth or unit evidence for the
-/// flow verdicts, otherwise the last comparison on the path.
+/// Every reason of the verdict, in the order the procedure reached them.
 fn deciding_reason(run: &DiagnosedRun) -> String {
-    let reasons = &run.diagnosis.reasons;
-    let pick = match run.diagnosis.verdict {
-        Verdict::Vanishing | Verdict::Exploding | Verdict::DeadUnits => reasons.first(),
-        _ => reasons
-            .iter()
-            .rev()
-            .find(|r| !r.starts_with("confidence"))
-            .or(reasons.last()),
-    };
-    pick.cloned().unwrap_or_default()
+    run.diagnosis.reasons.join("; ")
 }
 
 fn last_profile(run: &DiagnosedRun) -> Vec<f64> {
@@ -195,7 +185,7 @@ pub fn run(size: &Size) -> Result<Section> {
             "probe p-value",
             "gradient SNR",
             "held-out accuracy",
-            "deciding reason",
+            "reasons",
         ],
     );
     let stalled = |c: &Cell| {
