@@ -8,6 +8,9 @@
 //! - `resnet20_b1/full_step`: batch 1, where parallelism has to come from
 //!   inside each layer.
 //!
+//! Like the `gradlab` binary, it first calls
+//! [`gradlab_tensor::retain_freed_memory`].
+//!
 //! Run: `cargo bench -p gradlab-benches --bench resnet_step` (about two
 //! minutes on two cores).
 
@@ -59,6 +62,8 @@ fn step(net: &mut ResNet<f32>, opt: &mut Sgd<f32>, images: &Tensor<f32>, labels:
 }
 
 fn bench_resnet_step(c: &mut Criterion) {
+    // As the `gradlab` binary does: steps reuse the memory freed by the last.
+    gradlab_tensor::retain_freed_memory();
     let (images, labels) = data(128);
     let mut group = c.benchmark_group("resnet20_b128");
     group.sample_size(10);

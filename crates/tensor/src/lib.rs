@@ -13,7 +13,8 @@
 //!
 //! Layout: one file per family of operations — `element.rs` (scalar types and
 //! GEMM), `tensor.rs` (the type and constructors), `broadcast.rs` (binary ops),
-//! `unary.rs`, `reduce.rs`, `shape_ops.rs`, `matmul.rs`, `random.rs`.
+//! `unary.rs`, `reduce.rs`, `shape_ops.rs`, `matmul.rs`, `random.rs`,
+//! `memory.rs` (allocator settings for training loops).
 //!
 //! ```
 //! use gradlab_tensor::Tensor;
@@ -28,6 +29,7 @@ mod broadcast;
 mod element;
 mod error;
 mod matmul;
+mod memory;
 mod random;
 mod reduce;
 mod shape_ops;
@@ -37,6 +39,7 @@ mod unary;
 pub use broadcast::{broadcast_shape, zip_broadcast};
 pub use element::{gemm, Element};
 pub use error::{Result, TensorError};
+pub use memory::retain_freed_memory;
 pub use random::seeded_rng;
 pub use tensor::Tensor;
 pub use unary::sigmoid;
