@@ -7,7 +7,8 @@
 //! - [`Conv2dSpec`] holds a convolution's hyper-parameters, classifies it
 //!   ([`ConvKind`]: standard, pointwise, depthwise, grouped), and counts its
 //!   parameters and multiply-accumulates;
-//! - [`conv2d`] and [`conv2d_backward`] are the fast kernels: im2col + GEMM
+//! - [`conv2d`] and [`conv2d_backward`] (and [`conv2d_backward_params`],
+//!   without the input gradient) are the fast kernels: im2col + GEMM
 //!   (matrixmultiply through [`gradlab_tensor::gemm`]) for standard and
 //!   grouped convolutions, one GEMM on the input planes for 1x1 convolutions,
 //!   direct vectorisable loops for depthwise ones, rayon over images and
@@ -50,7 +51,7 @@ mod pool;
 pub mod reference;
 mod spec;
 
-pub use conv2d::{conv2d, conv2d_backward, Conv2dGrads};
+pub use conv2d::{conv2d, conv2d_backward, conv2d_backward_params, Conv2dGrads, Conv2dParamGrads};
 pub use error::{ConvError, Result};
 pub use pool::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward, max_pool2d,

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{depthwise_case, max_rel_err, operands, valid_case, Case, Stored};
-use gradlab_conv::{conv2d, conv2d_backward, reference, Conv2dSpec, ConvKind};
+use gradlab_conv::{
+    conv2d, conv2d_backward, conv2d_backward_params, reference, Conv2dSpec, ConvKind,
+};
 use gradlab_tensor::Element;
 use ndarray::Array4;
 use proptest::prelude::*;
@@ -32,6 +34,10 @@ fn compare<T: Element>(c: &Case) -> [f64; 4] {
     let dys = Stored::new(&dy, c.layout);
     let gf = conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case");
     let gs = reference::conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case");
+    // Without the input gradient, the parameters' gradients are the same bits.
+    let gp = conv2d_backward_params(x, w, dys.view(), &c.spec).expect("valid case");
+    assert_eq!(gp.weight, gf.weight, "params-only weight gradient");
+    assert_eq!(gp.bias, gf.bias, "params-only bias gradient");
     [
         max_rel_err(&fast, &slow),
         max_rel_err(&gf.input, &gs.input),
@@ -170,6 +176,44 @@ fn named_cases() -> Vec<(&'static str, Case)> {
         (
             "many bands depthwise",
             case(Conv2dSpec::new(3, 3, 3).padding(1).groups(3), 1, 40, 70, 1),
+        ),
+        // Stride 1 on images wide enough for the wide column layout: kernel
+        // sizes, dilation, no padding, groups, channel counts that are not
+        // multiples of any register tile, and more than 16 output channels
+        // per group.
+        (
+            "wide 3x3",
+            case(Conv2dSpec::new(5, 7, 3).padding(1), 2, 19, 33, 0),
+        ),
+        (
+            "wide dilated",
+            case(Conv2dSpec::new(3, 6, 3).padding(2).dilation(2), 1, 9, 41, 1),
+        ),
+        (
+            "wide 5x5 no padding",
+            case(Conv2dSpec::new(4, 5, 5), 2, 8, 37, 2),
+        ),
+        (
+            "wide grouped",
+            case(Conv2dSpec::new(6, 10, 3).padding(1).groups(2), 2, 6, 17, 0),
+        ),
+        (
+            "wide asymmetric kernel",
+            case(
+                Conv2dSpec {
+                    kernel: [1, 3],
+                    padding: [0, 1],
+                    ..Conv2dSpec::new(3, 4, 1)
+                },
+                1,
+                7,
+                23,
+                0,
+            ),
+        ),
+        (
+            "wide many channels",
+            case(Conv2dSpec::new(20, 27, 3).padding(1), 2, 5, 16, 0),
         ),
         // Batch larger than the number of chunks of the weight gradient.
         (

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{rand4, valid_case};
-use gradlab_conv::{conv2d, conv2d_backward, reference, Conv2dSpec, ConvError, ConvKind};
+use gradlab_conv::{
+    conv2d, conv2d_backward, conv2d_backward_params, reference, Conv2dSpec, ConvError, ConvKind,
+};
 use ndarray::{s, Array1, Array4};
 use proptest::prelude::*;
 
@@ -167,6 +169,8 @@ proptest! {
         // Backward: every defect except the bias one is an error too.
         let gf = conv2d_backward(x.view(), w.view(), dy.view(), &spec);
         let gs = reference::conv2d_backward(x.view(), w.view(), dy.view(), &spec);
+        let gp = conv2d_backward_params(x.view(), w.view(), dy.view(), &spec);
+        prop_assert_eq!(gp.is_ok(), gf.is_ok());
         if matches!(d, Defect::BiasLength(_)) {
             prop_assert!(gf.is_ok() && gs.is_ok());
         } else {

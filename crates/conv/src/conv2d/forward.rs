@@ -9,8 +9,8 @@ use rayon::prelude::*;
 
 use super::pointwise;
 use crate::error::Result;
-use crate::gemm::{gemm, mat, mat_ld, weight_by_columns};
-use crate::im2col::{col_ld, im2col};
+use crate::gemm::{gemm, mat, mat_ld, mat_mut, weight_by_columns};
+use crate::im2col::{col_ld, im2col, im2col_wide, wide_width};
 use crate::spec::Geometry;
 
 /// Output pixels per band: bounds the im2col buffer (a band of
@@ -51,15 +51,28 @@ pub(super) fn forward<T: Element>(
         }
     }
     let direct = g.is_pointwise_direct();
+    let wide = if direct { None } else { wide_width(g) };
+    let row_len = wide.unwrap_or(g.ow);
     let col_len = if direct {
         0
     } else {
-        kk * col_ld(tile_rows(g) * g.ow)
+        kk * col_ld(tile_rows(g) * row_len)
+    };
+    let wide_len = if wide.is_some() {
+        g.cog * tile_rows(g) * row_len
+    } else {
+        0
     };
     let wt = weight_by_columns(w, g.groups, g.cog, kk);
     units.into_par_iter().try_for_each_init(
-        || (vec![T::zero(); col_len], Vec::new()),
-        |(col, scratch), (n, oh0, oh1, mut band)| -> Result<()> {
+        || {
+            (
+                vec![T::zero(); col_len],
+                Vec::new(),
+                vec![T::zero(); wide_len],
+            )
+        },
+        |(col, scratch, wide_out), (n, oh0, oh1, mut band)| -> Result<()> {
             let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
             let pt = (oh1 - oh0) * g.ow;
             for grp in 0..g.groups {
@@ -68,6 +81,24 @@ pub(super) fn forward<T: Element>(
                 let out_g = band.slice_mut(s![grp * g.cog..(grp + 1) * g.cog, ..]);
                 if direct {
                     pointwise::forward_tile(w_g, x_g, g, oh0 * g.ow..oh1 * g.ow, out_g)?;
+                } else if let Some(wp) = wide {
+                    // GEMM into the wide layout, then keep the W_out real columns.
+                    let ptw = (oh1 - oh0) * wp;
+                    let ld = col_ld(ptw);
+                    im2col_wide(x_g, g, oh0, oh1, col, ld, scratch);
+                    let tmp = mat_mut(wide_out, g.cog, ptw)?;
+                    gemm(T::one(), w_g, mat_ld(col, kk, ptw, ld)?, T::zero(), tmp)?;
+                    let mut out_g = out_g;
+                    for (mut dst, src) in out_g.outer_iter_mut().zip(wide_out.chunks_exact(ptw)) {
+                        for (d, s) in dst
+                            .as_slice_mut()
+                            .ok_or_else(|| crate::gemm::internal("forward band", 0))?
+                            .chunks_exact_mut(g.ow)
+                            .zip(src.chunks_exact(wp))
+                        {
+                            d.copy_from_slice(&s[..g.ow]);
+                        }
+                    }
                 } else {
                     let ld = col_ld(pt);
                     im2col(x_g, g, oh0, oh1, col, ld, scratch);

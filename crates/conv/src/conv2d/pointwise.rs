@@ -34,8 +34,19 @@ pub(super) fn backward_tile<T: Element>(
     dw_g: ArrayViewMut2<'_, T>,
     dx_g: &mut [T],
 ) -> Result<()> {
-    let x_t = mat(x_g, g.cig, g.in_plane())?.slice_move(s![.., cols.clone()]);
-    gemm(T::one(), dy_t, x_t.t(), T::one(), dw_g)?;
+    weight_grad_tile(x_g, dy_t, g, cols.clone(), dw_g)?;
     let dx_t = mat_mut(dx_g, g.cig, g.in_plane())?.slice_move(s![.., cols]);
     gemm(T::one(), w_g.t(), dy_t, T::zero(), dx_t)
+}
+
+/// `dW_g += dy[:, cols] x_g[:, cols]^T` alone (no input gradient wanted).
+pub(super) fn weight_grad_tile<T: Element>(
+    x_g: &[T],
+    dy_t: ArrayView2<'_, T>,
+    g: &Geometry,
+    cols: std::ops::Range<usize>,
+    dw_g: ArrayViewMut2<'_, T>,
+) -> Result<()> {
+    let x_t = mat(x_g, g.cig, g.in_plane())?.slice_move(s![.., cols]);
+    gemm(T::one(), dy_t, x_t.t(), T::one(), dw_g)
 }
