@@ -177,75 +177,31 @@ pub(crate) fn im2col<T: Element>(
     }
 }
 
-/// Padded width of the wide column layout of a stride-1 convolution, or
-/// `None` where it does not apply or costs more than it saves.
-///
-/// With stride 1 the band rows of a channel lie one after the other in the
-/// padded copy, `W + 2pW` apart, so the column-matrix row of a tap is one
-/// contiguous run of that copy if every output row is taken `W + 2pW` wide:
-/// one long copy per tap instead of one short copy per tap and output row.
-/// The extra `2pW` columns per row are junk (they straddle two rows) and are
-/// dropped from the GEMM's output; they add `2pW / W_out` to the GEMM, so the
-/// layout is used only while that is at most 1/8.
-pub(crate) fn wide_width(g: &Geometry) -> Option<usize> {
-    let wp = g.w + 2 * g.p[1];
-    (g.s == [1, 1] && g.ow > 0 && (wp - g.ow) * 8 <= g.ow).then_some(wp)
-}
-
 /// The zero-padded copy of the input rows of a band (stride 1), channel
-/// after channel, with one padded row of slack at the end; returns the
-/// elements per channel.
+/// after channel, followed by `slack` zeros; returns the elements per
+/// channel. The band the direct kernel (`conv2d/direct.rs`) reads.
 pub(crate) fn pad_band<T: Element>(
     x: &[T],
     g: &Geometry,
     oh0: usize,
     oh1: usize,
+    slack: usize,
     scratch: &mut Vec<T>,
 ) -> usize {
     let (h, w) = (g.h, g.w);
     let band = Band::new(g, oh0, oh1);
     scratch.clear();
-    // Slack of one padded row: the last tap's run reads past the last row.
-    scratch.resize(g.cig * band.channel_len(g) + band.wq, T::zero());
+    scratch.resize(g.cig * band.channel_len(g) + slack, T::zero());
     for ci in 0..g.cig {
         let src_plane = &x[ci * h * w..(ci + 1) * h * w];
         for q in 0..band.rin {
             if let Some(ih) = band.input_row(g, q) {
                 let d = band.row(g, ci, 0, q) + g.p[1];
-                scratch[d..d + w].copy_from_slice(&src_plane[ih * w..(ih + 1) * w]);
+                copy_short(&mut scratch[d..d + w], &src_plane[ih * w..(ih + 1) * w]);
             }
         }
     }
     band.channel_len(g)
-}
-
-/// [`im2col`] in the wide layout of [`wide_width`] (stride 1): column
-/// `p = (oh - oh0) * wp + c` of row `r` is `x` at output pixel
-/// `(oh, c)` for `c < W_out`, junk for `c >= W_out`.
-pub(crate) fn im2col_wide<T: Element>(
-    x: &[T],
-    g: &Geometry,
-    oh0: usize,
-    oh1: usize,
-    col: &mut [T],
-    ld: usize,
-    scratch: &mut Vec<T>,
-) {
-    let [kh, kw] = g.k;
-    let [dh, dw] = g.d;
-    let band = Band::new(g, oh0, oh1);
-    let pt = (oh1 - oh0) * band.wq;
-    pad_band(x, g, oh0, oh1, scratch);
-    let mut r = 0;
-    for ci in 0..g.cig {
-        for i in 0..kh {
-            for j in 0..kw {
-                let start = band.row(g, ci, 0, i * dh) + j * dw;
-                col[r * ld..r * ld + pt].copy_from_slice(&scratch[start..start + pt]);
-                r += 1;
-            }
-        }
-    }
 }
 
 /// Adds the column matrix `col` (as produced by [`im2col`] for rows

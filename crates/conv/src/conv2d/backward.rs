@@ -23,11 +23,12 @@ use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
+use super::direct::{self, wide_width};
 use super::forward::{self, bands, tile_rows};
 use super::{lane_sum, pointwise, RawGrads};
 use crate::error::Result;
 use crate::gemm::{gemm, internal, mat, mat_ld, mat_ld_mut, mat_mut};
-use crate::im2col::{col2im, col_ld, im2col};
+use crate::im2col::{col2im, col_ld, im2col, pad_band};
 use crate::spec::Geometry;
 
 /// Number of chunks the batch is cut into for the weight gradient; a constant,
@@ -80,12 +81,6 @@ pub(super) fn backward_params<T: Element>(
     })
 }
 
-/// Output channels per group up to which the input gradient of a stride-1
-/// convolution runs as a forward convolution. Measured at batch 64 (conv
-/// bench): 3x3 16->16 on 32x32 forward+backward 14.5 -> 12.3 ms; 32->32 on
-/// 16x16 9.1 -> 9.3 ms and 64->64 on 8x8 unchanged, so those keep col2im.
-const TRANSPOSED_MAX_COG: usize = 16;
-
 /// The geometry of the input gradient of a stride-1 convolution seen as a
 /// forward convolution of `grad_output` (`C_out` channels, `H_out x W_out`)
 /// into `C_in` channels of `H x W`: same kernel, dilation and groups, padding
@@ -97,15 +92,17 @@ const TRANSPOSED_MAX_COG: usize = 16;
 /// the flipped kernel and padding `pad' = dil*(k-1) - pad`, whose output size
 /// is `H_out + 2pad' - dil*(k-1) = H`.
 ///
-/// Used only for up to [`TRANSPOSED_MAX_COG`] output channels per group: it
-/// wins where the col2im route's GEMM has a short inner dimension.
+/// Used only where that forward convolution runs the direct kernel
+/// (`direct.rs`). Measured at batch 64 (conv bench, forward+backward): 3x3
+/// 32->32 on 16x16 8.77 -> 8.44 ms; on 8x8 images, where it would run im2col +
+/// GEMM, 64->64 went 8.50 -> 8.66 ms, so those keep col2im.
 fn transposed_geometry(g: &Geometry) -> Option<Geometry> {
-    if g.s != [1, 1] || g.is_pointwise_direct() || g.cog > TRANSPOSED_MAX_COG {
+    if g.s != [1, 1] || g.is_pointwise_direct() {
         return None;
     }
     let reach = |a: usize| (g.k[a] - 1) * g.d[a];
     let p = [reach(0).checked_sub(g.p[0])?, reach(1).checked_sub(g.p[1])?];
-    Some(Geometry {
+    let gt = Geometry {
         n: g.n,
         c_in: g.c_out,
         h: g.oh,
@@ -120,7 +117,8 @@ fn transposed_geometry(g: &Geometry) -> Option<Geometry> {
         groups: g.groups,
         cig: g.cog,
         cog: g.cig,
-    })
+    };
+    wide_width(&gt).map(|_| gt)
 }
 
 /// The weight of [`transposed_geometry`]: `w'[grp*cig + ci, co, i, j] =
@@ -172,17 +170,26 @@ fn weight_and_input_grads<T: Element>(
             .enumerate()
             .collect();
         let direct = g.is_pointwise_direct();
-        let col_len = if direct {
+        // The weight gradient by the direct kernel where it applies: the
+        // same method whether or not the input gradient is computed here, so
+        // `conv2d_backward_params` gives the same bits as `conv2d_backward`.
+        let wide = if direct { None } else { wide_width(g) };
+        let band_cols = if direct {
             0
         } else {
             kk * col_ld(tile_rows(g) * g.ow)
         };
+        let col_len = if wide.is_some() { 0 } else { band_cols };
+        let m_pad = direct::round_up(g.cog, direct::nr::<T>());
+        let wide_len = wide.map_or(0, |wp| m_pad * tile_rows(g) * wp);
         units
             .into_par_iter()
             .try_for_each(|(c, (mut dx_chunk, (dw_p, db_p)))| -> Result<()> {
                 let mut col = vec![T::zero(); col_len];
-                let mut dcol = vec![T::zero(); if input_grad { col_len } else { 0 }];
+                let mut dcol = vec![T::zero(); if input_grad { band_cols } else { 0 }];
                 let mut scratch = Vec::new();
+                let mut dy_wide = vec![T::zero(); wide_len];
+                let mut offs = Vec::new();
                 for (b, mut dx_n) in dx_chunk.outer_iter_mut().enumerate() {
                     let n = c * chunk + b;
                     let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
@@ -206,27 +213,63 @@ fn weight_and_input_grads<T: Element>(
                         for (oh0, oh1) in bands(g) {
                             let cols = oh0 * g.ow..oh1 * g.ow;
                             let dy_t = dy_g.slice(s![.., cols.clone()]);
-                            if direct && !input_grad {
-                                pointwise::weight_grad_tile(x_g, dy_t, g, cols, dw_g.view_mut())?;
-                            } else if direct {
-                                pointwise::backward_tile(
-                                    w_g,
-                                    x_g,
-                                    dy_t,
-                                    g,
-                                    cols,
-                                    dw_g.view_mut(),
-                                    dx_g,
-                                )?;
+                            if direct {
+                                if input_grad {
+                                    pointwise::backward_tile(
+                                        w_g,
+                                        x_g,
+                                        dy_t,
+                                        g,
+                                        cols,
+                                        dw_g.view_mut(),
+                                        dx_g,
+                                    )?;
+                                } else {
+                                    pointwise::weight_grad_tile(
+                                        x_g,
+                                        dy_t,
+                                        g,
+                                        cols,
+                                        dw_g.view_mut(),
+                                    )?;
+                                }
+                                continue;
+                            }
+                            let pt = cols.len();
+                            if let Some(wp) = wide {
+                                let slack = wp + direct::nr::<T>();
+                                let chan = pad_band(x_g, g, oh0, oh1, slack, &mut scratch);
+                                direct::tap_offsets(g, chan, wp, &mut offs);
+                                // dy transposed to [wide pixel, channel]; the
+                                // junk pixels are neither written nor read.
+                                let rows = oh1 - oh0;
+                                let dyt = &mut dy_wide[..rows * wp * m_pad];
+                                for (co, src) in dy_t.outer_iter().enumerate() {
+                                    for (row, chunk) in src
+                                        .to_slice()
+                                        .ok_or_else(|| internal("backward band", 0))?
+                                        .chunks_exact(g.ow)
+                                        .enumerate()
+                                    {
+                                        for (col, &v) in chunk.iter().enumerate() {
+                                            dyt[(row * wp + col) * m_pad + co] = v;
+                                        }
+                                    }
+                                }
+                                let dw_s = dw_g
+                                    .as_slice_mut()
+                                    .ok_or_else(|| internal("backward weight gradient", 0))?;
+                                direct::weight_grad(
+                                    dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow, dw_s, kk,
+                                );
                             } else {
-                                let pt = cols.len();
                                 let ld = col_ld(pt);
                                 im2col(x_g, g, oh0, oh1, &mut col, ld, &mut scratch);
                                 let col_t = mat_ld(&col, kk, pt, ld)?.reversed_axes();
                                 gemm(T::one(), dy_t, col_t, T::one(), dw_g.view_mut())?;
-                                if !input_grad {
-                                    continue;
-                                }
+                            }
+                            if input_grad {
+                                let ld = col_ld(pt);
                                 let dcol_m = mat_ld_mut(&mut dcol, kk, pt, ld)?;
                                 gemm(T::one(), w_g.t(), dy_t, T::zero(), dcol_m)?;
                                 col2im(&dcol, g, oh0, oh1, dx_g, ld, &mut scratch);

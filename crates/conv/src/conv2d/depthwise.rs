@@ -24,6 +24,7 @@
 use gradlab_tensor::Element;
 use rayon::prelude::*;
 
+use super::simd::{avx2_fma, madd};
 use super::RawGrads;
 use crate::error::Result;
 use crate::im2col::copy_short;
@@ -49,29 +50,6 @@ fn padded_dims(g: &Geometry) -> (usize, usize) {
 
 /// Outputs computed together by the flat (stride 1) kernels.
 const BLOCK: usize = 32;
-
-/// Whether the CPU has AVX2 and FMA (checked once, then cached by std).
-#[inline]
-fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// `acc + a * b`, fused (one rounding) when `FMA`.
-#[inline(always)]
-fn madd<T: Element, const FMA: bool>(acc: T, a: T, b: T) -> T {
-    if FMA {
-        a.mul_add(b, acc)
-    } else {
-        acc + a * b
-    }
-}
 
 /// `out[t] = init[t] + sum_k wk[k] * src[t + offs[k]]` for every `t` of
 /// `out` (whose length is a multiple of [`BLOCK`]), where `init` is `bias`,

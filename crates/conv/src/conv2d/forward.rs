@@ -1,16 +1,19 @@
 //! Forward pass of standard and grouped convolutions: per image and band of
 //! output rows, for each group, im2col into a per-task buffer then one GEMM
 //! `out_g[C_out/groups, pixels] = W_g[C_out/groups, C_in/groups*kH*kW] * col`.
-//! Pointwise specs skip im2col (see `pointwise.rs`).
+//! Pointwise specs skip im2col (see `pointwise.rs`); stride-1 specs on images
+//! wide enough run the direct kernel on the padded band instead (see
+//! `direct.rs`).
 
 use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
+use super::direct::{self, wide_width};
 use super::pointwise;
 use crate::error::Result;
-use crate::gemm::{gemm, mat, mat_ld, mat_mut, weight_by_columns};
-use crate::im2col::{col_ld, im2col, im2col_wide, wide_width};
+use crate::gemm::{gemm, mat, mat_ld, weight_by_columns};
+use crate::im2col::{col_ld, copy_short, im2col, pad_band};
 use crate::spec::Geometry;
 
 /// Output pixels per band: bounds the im2col buffer (a band of
@@ -50,44 +53,47 @@ pub(super) fn forward<T: Element>(
             rest = tail;
         }
     }
-    let direct = g.is_pointwise_direct();
-    let wide = if direct { None } else { wide_width(g) };
-    let row_len = wide.unwrap_or(g.ow);
-    let col_len = if direct {
+    let pointwise_direct = g.is_pointwise_direct();
+    let wide = if pointwise_direct {
+        None
+    } else {
+        wide_width(g)
+    };
+    let col_len = if pointwise_direct || wide.is_some() {
         0
     } else {
-        kk * col_ld(tile_rows(g) * row_len)
+        kk * col_ld(tile_rows(g) * g.ow)
     };
-    let wide_len = if wide.is_some() {
-        g.cog * tile_rows(g) * row_len
-    } else {
-        0
+    let m_pad = direct::round_up(g.cog, direct::MR);
+    let (wt, panels, wide_len) = match wide {
+        Some(wp) => {
+            let n_pad = direct::round_up(tile_rows(g) * wp, direct::nr::<T>());
+            (Vec::new(), direct::weight_panels(w, g), m_pad * n_pad)
+        }
+        None => (weight_by_columns(w, g.groups, g.cog, kk), Vec::new(), 0),
     };
-    let wt = weight_by_columns(w, g.groups, g.cog, kk);
     units.into_par_iter().try_for_each_init(
         || {
             (
                 vec![T::zero(); col_len],
                 Vec::new(),
                 vec![T::zero(); wide_len],
+                Vec::new(),
             )
         },
-        |(col, scratch, wide_out), (n, oh0, oh1, mut band)| -> Result<()> {
+        |(col, scratch, wide_out, offs), (n, oh0, oh1, mut band)| -> Result<()> {
             let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
             let pt = (oh1 - oh0) * g.ow;
             for grp in 0..g.groups {
                 let x_g = &x_n[grp * g.cig * hw..(grp + 1) * g.cig * hw];
-                let w_g = mat(&wt[grp * g.cog * kk..], kk, g.cog)?.reversed_axes();
                 let out_g = band.slice_mut(s![grp * g.cog..(grp + 1) * g.cog, ..]);
-                if direct {
-                    pointwise::forward_tile(w_g, x_g, g, oh0 * g.ow..oh1 * g.ow, out_g)?;
-                } else if let Some(wp) = wide {
-                    // GEMM into the wide layout, then keep the W_out real columns.
-                    let ptw = (oh1 - oh0) * wp;
-                    let ld = col_ld(ptw);
-                    im2col_wide(x_g, g, oh0, oh1, col, ld, scratch);
-                    let tmp = mat_mut(wide_out, g.cog, ptw)?;
-                    gemm(T::one(), w_g, mat_ld(col, kk, ptw, ld)?, T::zero(), tmp)?;
+                if let Some(wp) = wide {
+                    // Direct kernel into the wide layout, then keep the W_out real columns.
+                    let ptw = direct::round_up((oh1 - oh0) * wp, direct::nr::<T>());
+                    let chan = pad_band(x_g, g, oh0, oh1, wp + direct::nr::<T>(), scratch);
+                    direct::tap_offsets(g, chan, wp, offs);
+                    let panel = &panels[grp * kk * m_pad..(grp + 1) * kk * m_pad];
+                    direct::correlate(panel, m_pad, scratch, offs, wide_out, ptw);
                     let mut out_g = out_g;
                     for (mut dst, src) in out_g.outer_iter_mut().zip(wide_out.chunks_exact(ptw)) {
                         for (d, s) in dst
@@ -96,13 +102,18 @@ pub(super) fn forward<T: Element>(
                             .chunks_exact_mut(g.ow)
                             .zip(src.chunks_exact(wp))
                         {
-                            d.copy_from_slice(&s[..g.ow]);
+                            copy_short(d, &s[..g.ow]);
                         }
                     }
                 } else {
-                    let ld = col_ld(pt);
-                    im2col(x_g, g, oh0, oh1, col, ld, scratch);
-                    gemm(T::one(), w_g, mat_ld(col, kk, pt, ld)?, T::zero(), out_g)?;
+                    let w_g = mat(&wt[grp * g.cog * kk..], kk, g.cog)?.reversed_axes();
+                    if pointwise_direct {
+                        pointwise::forward_tile(w_g, x_g, g, oh0 * g.ow..oh1 * g.ow, out_g)?;
+                    } else {
+                        let ld = col_ld(pt);
+                        im2col(x_g, g, oh0, oh1, col, ld, scratch);
+                        gemm(T::one(), w_g, mat_ld(col, kk, pt, ld)?, T::zero(), out_g)?;
+                    }
                 }
             }
             if let Some(b) = bias {

@@ -8,8 +8,10 @@
 
 mod backward;
 mod depthwise;
+mod direct;
 mod forward;
 mod pointwise;
+mod simd;
 
 use gradlab_tensor::{Element, TensorError};
 use ndarray::{Array1, Array4, ArrayBase, ArrayView1, ArrayView4, Data, Dimension};
