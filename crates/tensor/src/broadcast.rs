@@ -2,10 +2,11 @@
 //! summing a broadcast gradient back down to an input's shape.
 
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
+use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, PARALLEL_MIN_ELEMENTS};
 
 /// The NumPy broadcast of two shapes: align from the right; each pair of
 /// sizes must be equal or one of them 1.
@@ -43,7 +44,9 @@ fn dim_from_right(shape: &[usize], rank: usize, i: usize) -> usize {
     }
 }
 
-/// Applies `f` element-wise to two broadcast-compatible tensors.
+/// Applies `f` element-wise to two broadcast-compatible tensors (on all
+/// rayon threads when they have the same shape and at least
+/// [`PARALLEL_MIN_ELEMENTS`] elements).
 ///
 /// # Errors
 /// [`TensorError::BroadcastMismatch`] when the shapes do not broadcast.
@@ -51,9 +54,16 @@ pub fn zip_broadcast<T: Element>(
     op: &'static str,
     lhs: &Tensor<T>,
     rhs: &Tensor<T>,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<Tensor<T>> {
     if lhs.shape() == rhs.shape() {
+        if lhs.len() >= PARALLEL_MIN_ELEMENTS {
+            if let (Some(l), Some(r)) = (lhs.array().as_slice(), rhs.array().as_slice()) {
+                let mut out = Vec::with_capacity(l.len());
+                out.par_extend(l.par_iter().zip(r).map(|(&a, &b)| f(a, b)));
+                return Ok(Tensor::from_contiguous(lhs.shape(), out));
+            }
+        }
         let out = Zip::from(lhs.view())
             .and(rhs.view())
             .map_collect(|&a, &b| f(a, b));

@@ -41,7 +41,7 @@ pub use element::{gemm, Element};
 pub use error::{Result, TensorError};
 pub use memory::retain_freed_memory;
 pub use random::seeded_rng;
-pub use tensor::Tensor;
+pub use tensor::{Tensor, PARALLEL_MIN_ELEMENTS};
 pub use unary::sigmoid;
 
 pub use ndarray;

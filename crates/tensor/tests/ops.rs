@@ -248,3 +248,34 @@ fn from_vec_and_gemm_reject_bad_shapes() {
     assert!(err.to_string().contains("[2, 3]"), "{err}");
     assert!(Tensor::<f64>::zeros(&[0]).max(&[0], false).is_err());
 }
+
+/// Tensors large enough to be split over threads give, element for element,
+/// what the element-wise loop gives (and keep their shape), for `map`, the
+/// unary ops built on it and same-shape binary ops.
+#[test]
+fn parallel_elementwise_ops_equal_the_loop() {
+    let shape = [3, 5, 71, 67]; // 71,355 elements, not a multiple of any chunk
+    let len: usize = shape.iter().product();
+    assert!(len >= gradlab_tensor::PARALLEL_MIN_ELEMENTS);
+    let a = Tensor::<f32>::rand_normal(&shape, 0.0, 1.0, 11).unwrap();
+    let b = Tensor::<f32>::rand_normal(&shape, 0.0, 1.0, 12).unwrap();
+    let (av, bv) = (a.to_vec(), b.to_vec());
+    let relu = a.relu();
+    assert_eq!(relu.shape(), &shape);
+    let want: Vec<f32> = av.iter().map(|&x| if x <= 0.0 { 0.0 } else { x }).collect();
+    assert_eq!(relu.to_vec(), want);
+    let mapped = a.map(|x| 3.0 * x - 1.0).to_vec();
+    assert_eq!(
+        mapped,
+        av.iter().map(|&x| 3.0 * x - 1.0).collect::<Vec<_>>()
+    );
+    let prod = a.mul(&b).unwrap();
+    assert_eq!(prod.shape(), &shape);
+    let want: Vec<f32> = av.iter().zip(&bv).map(|(x, y)| x * y).collect();
+    assert_eq!(prod.to_vec(), want);
+    let diff = a.sub(&b).unwrap().to_vec();
+    assert_eq!(
+        diff,
+        av.iter().zip(&bv).map(|(x, y)| x - y).collect::<Vec<_>>()
+    );
+}

@@ -69,7 +69,13 @@ impl<T: Element> Op<T> for Binary {
         let (a, b) = (inputs[0], inputs[1]);
         let zero = T::zero();
         let (ga, gb) = match self.0 {
-            BinaryKind::Add => (g.clone(), g.clone()),
+            BinaryKind::Add => {
+                // g itself for both: one copy per input that needs it, not two.
+                return Ok(vec![
+                    needs[0].then(|| g.sum_to_shape(a.shape())).transpose()?,
+                    needs[1].then(|| g.sum_to_shape(b.shape())).transpose()?,
+                ]);
+            }
             BinaryKind::Sub => (g.clone(), g.neg()),
             BinaryKind::Mul => (g.mul(b)?, g.mul(a)?),
             BinaryKind::Div => {

@@ -1,6 +1,6 @@
 //! Element-wise unary ops and ops with a scalar constant.
 
-use gradlab_tensor::{Element, Tensor};
+use gradlab_tensor::{zip_broadcast, Element, Tensor};
 
 use crate::error::Result;
 use crate::graph::{Graph, Var};
@@ -99,7 +99,12 @@ impl<T: Element> Op<T> for Unary {
             }
             UnaryKind::Tanh => y.map(|v| one - v * v),
             UnaryKind::Sigmoid => y.map(|v| v * (one - v)),
-            UnaryKind::Relu => x.map(|v| if v > zero { one } else { zero }),
+            UnaryKind::Relu => {
+                // One pass instead of a 0/1 mask times g (same bits: 1*g, 0*g).
+                let dx =
+                    zip_broadcast("relu", x, g, |v, gv| if v > zero { gv } else { zero * gv })?;
+                return Ok(vec![Some(dx)]);
+            }
             UnaryKind::Abs => x.map(|v| {
                 if v > zero {
                     one
