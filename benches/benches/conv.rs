@@ -7,6 +7,10 @@
 //! in elements/s where one element is one FLOP (2 per multiply-accumulate;
 //! forward+backward counts 3 passes of the forward's MACs).
 //!
+//! Like the `gradlab` binary, the bench first calls
+//! [`gradlab_tensor::retain_freed_memory`], so the kernels are timed without
+//! the page faults of freshly mapped output buffers.
+//!
 //! `sgemm_1024_2threads` is matrixmultiply's single-threaded sgemm on a
 //! 1024 x 1024 x 1024 problem split by rows into rayon tasks, the way the
 //! convolution kernels use it, so both run on the same threads.
@@ -65,6 +69,7 @@ fn rand4(shape: [usize; 4], seed: u64) -> Array4<f32> {
 }
 
 fn bench_sgemm(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
     let n = 1024;
     let a = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 17) as f32 - 8.0);
     let b = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 5 + j) % 13) as f32 - 6.0);
@@ -91,6 +96,7 @@ fn bench_sgemm(c: &mut Criterion) {
 }
 
 fn bench_conv(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
     let mut fwd = c.benchmark_group("conv_forward");
     fwd.sample_size(10)
         .warm_up_time(Duration::from_millis(500))

@@ -1,23 +1,26 @@
 //! Backward pass of standard and grouped convolutions.
 //!
 //! The batch is cut into at most [`BATCH_CHUNKS`] contiguous chunks (fewer
-//! for very large weights), a partition fixed by the shapes alone. One rayon task per chunk owns the
-//! input gradient of its images and a private weight/bias gradient; per image,
-//! group and band of output rows it
-//! - recomputes the im2col columns `col` and accumulates `dW_g += dy_g col^T`;
-//! - computes `dcol = W_g^T dy_g` and adds it back with col2im into `dx`.
+//! for very large weights), a partition fixed by the shapes alone. One rayon
+//! task per chunk owns a private weight/bias gradient (and, on the col2im
+//! route, the input gradient of its images); per image, group and band of
+//! output rows it accumulates the weight gradient:
+//! - where the direct kernel applies (stride 1, wide enough images; see
+//!   `direct.rs`), from the padded band of the input and the output
+//!   gradient transposed to `[pixel, channel]`, with no columns;
+//! - otherwise by recomputing the im2col columns `col`: `dW_g += dy_g col^T`.
 //!
 //! The private gradients are then summed in chunk order, so the result is the
 //! same bit for bit whatever the number of threads. Pointwise specs skip
 //! im2col/col2im (see `pointwise.rs`).
 //!
-//! With stride 1 (and padding at most the dilated kernel's reach) the input
-//! gradient is itself a stride-1 convolution: `grad_output` correlated with
-//! the kernel flipped in both axes and its channel axes swapped, padded by
-//! `dil*(k-1) - pad` (see [`transposed_geometry`]). It then runs through the
-//! forward kernel: im2col of `grad_output` and one GEMM whose inner dimension
-//! is `C_out/groups` times the kernel's taps, instead of a GEMM with inner
-//! dimension `C_out/groups` into 9x larger columns and their col2im.
+//! The input gradient: with stride 1 (and padding at most the dilated
+//! kernel's reach) it is itself a stride-1 convolution, `grad_output`
+//! correlated with the kernel flipped in both axes and its channel axes
+//! swapped, padded by `dil*(k-1) - pad` (see [`transposed_geometry`]); where
+//! that convolution runs the direct kernel, it is computed so, by the forward
+//! pass. Otherwise the chunk tasks compute `dcol = W_g^T dy_g` by GEMM and add
+//! it back with col2im.
 
 use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut3, Axis};
