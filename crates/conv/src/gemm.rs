@@ -62,22 +62,26 @@ pub(crate) fn mat_ld_mut<T: Element>(
 }
 
 /// The weight `[C_out, K]` (`K = C_in/groups * kH * kW`) rearranged as one
-/// `[K, C_out/groups]` block per group: viewed transposed, each block is the
+/// `[K, ld]` block per group (`ld >= C_out/groups`, extra columns zero): row
+/// `k` of block `grp` holds tap `k`'s weights for every output channel of the
+/// group. Viewed transposed (with `ld = C_out/groups`), each block is the
 /// `[C_out/groups, K]` weight matrix of its group stored column by column,
-/// the layout matrixmultiply packs with straight copies.
+/// the layout matrixmultiply packs with straight copies; the direct kernel
+/// reads it with `ld` rounded up to its register tile.
 pub(crate) fn weight_by_columns<T: Element>(
     w: &[T],
     groups: usize,
     cog: usize,
     k: usize,
+    ld: usize,
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); w.len()];
+    let mut out = vec![T::zero(); groups * k * ld];
     for grp in 0..groups {
         let src = &w[grp * cog * k..(grp + 1) * cog * k];
-        let dst = &mut out[grp * cog * k..(grp + 1) * cog * k];
+        let dst = &mut out[grp * k * ld..(grp + 1) * k * ld];
         for (co, row) in src.chunks_exact(k).enumerate() {
             for (r, &v) in row.iter().enumerate() {
-                dst[r * cog + co] = v;
+                dst[r * ld + co] = v;
             }
         }
     }

@@ -52,25 +52,6 @@ pub(crate) fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
 }
 
-/// The weight `[C_out, C_in/groups * kH * kW]` as one `[K, M]` block per
-/// group, `M` = `C_out/groups` rounded up to [`MR`] with zero columns:
-/// block `grp` starts at `grp * K * M` and row `k` holds the weights of tap
-/// `k` for every output channel of the group.
-pub(crate) fn weight_panels<T: Element>(w: &[T], g: &Geometry) -> Vec<T> {
-    let (k, m) = (g.col_rows(), round_up(g.cog, MR));
-    let mut out = vec![T::zero(); g.groups * k * m];
-    for grp in 0..g.groups {
-        let block = &mut out[grp * k * m..(grp + 1) * k * m];
-        for co in 0..g.cog {
-            let row = &w[(grp * g.cog + co) * k..(grp * g.cog + co + 1) * k];
-            for (r, &v) in row.iter().enumerate() {
-                block[r * m + co] = v;
-            }
-        }
-    }
-    out
-}
-
 /// `offs[k]` of every tap `k = (ci, i, j)` of a band whose channels are
 /// `chan` elements apart and rows `wp` wide.
 pub(crate) fn tap_offsets(g: &Geometry, chan: usize, wp: usize, offs: &mut Vec<usize>) {

@@ -64,14 +64,15 @@ pub(super) fn forward<T: Element>(
     } else {
         kk * col_ld(tile_rows(g) * g.ow)
     };
-    let m_pad = direct::round_up(g.cog, direct::MR);
-    let (wt, panels, wide_len) = match wide {
-        Some(wp) => {
-            let n_pad = direct::round_up(tile_rows(g) * wp, direct::nr::<T>());
-            (Vec::new(), direct::weight_panels(w, g), m_pad * n_pad)
-        }
-        None => (weight_by_columns(w, g.groups, g.cog, kk), Vec::new(), 0),
+    // The direct kernel reads the weight blocks with rows padded to its tile.
+    let m_pad = match wide {
+        Some(_) => direct::round_up(g.cog, direct::MR),
+        None => g.cog,
     };
+    let wt = weight_by_columns(w, g.groups, g.cog, kk, m_pad);
+    let wide_len = wide.map_or(0, |wp| {
+        m_pad * direct::round_up(tile_rows(g) * wp, direct::nr::<T>())
+    });
     units.into_par_iter().try_for_each_init(
         || {
             (
@@ -92,7 +93,7 @@ pub(super) fn forward<T: Element>(
                     let ptw = direct::round_up((oh1 - oh0) * wp, direct::nr::<T>());
                     let chan = pad_band(x_g, g, oh0, oh1, wp + direct::nr::<T>(), scratch);
                     direct::tap_offsets(g, chan, wp, offs);
-                    let panel = &panels[grp * kk * m_pad..(grp + 1) * kk * m_pad];
+                    let panel = &wt[grp * kk * m_pad..(grp + 1) * kk * m_pad];
                     direct::correlate(panel, m_pad, scratch, offs, wide_out, ptw);
                     let mut out_g = out_g;
                     for (mut dst, src) in out_g.outer_iter_mut().zip(wide_out.chunks_exact(ptw)) {

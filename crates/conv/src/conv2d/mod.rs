@@ -146,18 +146,14 @@ pub fn conv2d_backward<T: Element>(
     grad_output: ArrayView4<'_, T>,
     spec: &Conv2dSpec,
 ) -> Result<Conv2dGrads<T>> {
-    let op = "conv2d_backward";
-    let g = spec.geometry(op, shape4(&input), shape4(&weight))?;
-    g.check_grad_output(op, shape4(&grad_output))?;
-    let x = input.as_standard_layout();
-    let w = weight.as_standard_layout();
-    let dy = grad_output.as_standard_layout();
-    let (xs, ws, dys) = (slice_of(&x)?, slice_of(&w)?, slice_of(&dy)?);
-    let raw = if g.is_depthwise() {
-        depthwise::backward(xs, ws, dys, &g)
-    } else {
-        backward::backward(xs, ws, dys, &g)
-    }?;
+    let operands = (input, weight, grad_output);
+    let (g, raw) = run_backward("conv2d_backward", operands, spec, |xs, ws, dys, g| {
+        if g.is_depthwise() {
+            depthwise::backward(xs, ws, dys, g)
+        } else {
+            backward::backward(xs, ws, dys, g)
+        }
+    })?;
     Ok(Conv2dGrads {
         input: into_array4(raw.input, g.input_shape())?,
         weight: into_array4(raw.weight, spec.weight_shape())?,
@@ -176,9 +172,10 @@ pub struct Conv2dParamGrads<T> {
 
 /// [`conv2d_backward`] without the input gradient: the weight and bias
 /// gradients only, for a layer whose input needs none (a network's first
-/// layer, whose input is the data). Standard and grouped kernels then skip
-/// the input-gradient GEMM and col2im, about a third of the backward work;
-/// depthwise kernels compute it anyway (it comes out of the same loops).
+/// layer, whose input is the data). Standard, grouped and pointwise kernels
+/// then skip the input gradient's work (half of the backward's
+/// multiply-adds); depthwise kernels compute it anyway (it comes out of the
+/// same loops).
 ///
 /// # Errors
 /// Those of [`conv2d_backward`].
@@ -203,22 +200,41 @@ pub fn conv2d_backward_params<T: Element>(
     grad_output: ArrayView4<'_, T>,
     spec: &Conv2dSpec,
 ) -> Result<Conv2dParamGrads<T>> {
-    let op = "conv2d_backward_params";
+    let operands = (input, weight, grad_output);
+    let (_, raw) = run_backward(
+        "conv2d_backward_params",
+        operands,
+        spec,
+        |xs, ws, dys, g| {
+            if g.is_depthwise() {
+                depthwise::backward(xs, ws, dys, g)
+            } else {
+                backward::backward_params(xs, ws, dys, g)
+            }
+        },
+    )?;
+    Ok(Conv2dParamGrads {
+        weight: into_array4(raw.weight, spec.weight_shape())?,
+        bias: Array1::from_vec(raw.bias),
+    })
+}
+
+/// Checks the operands of a backward pass against `spec` and runs `kernel`
+/// on their row-major elements (views with other strides are copied first).
+#[allow(clippy::type_complexity)]
+fn run_backward<T: Element>(
+    op: &'static str,
+    (input, weight, grad_output): (ArrayView4<'_, T>, ArrayView4<'_, T>, ArrayView4<'_, T>),
+    spec: &Conv2dSpec,
+    kernel: impl FnOnce(&[T], &[T], &[T], &Geometry) -> Result<RawGrads<T>>,
+) -> Result<(Geometry, RawGrads<T>)> {
     let g = spec.geometry(op, shape4(&input), shape4(&weight))?;
     g.check_grad_output(op, shape4(&grad_output))?;
     let x = input.as_standard_layout();
     let w = weight.as_standard_layout();
     let dy = grad_output.as_standard_layout();
-    let (xs, ws, dys) = (slice_of(&x)?, slice_of(&w)?, slice_of(&dy)?);
-    let raw = if g.is_depthwise() {
-        depthwise::backward(xs, ws, dys, &g)
-    } else {
-        backward::backward_params(xs, ws, dys, &g)
-    }?;
-    Ok(Conv2dParamGrads {
-        weight: into_array4(raw.weight, spec.weight_shape())?,
-        bias: Array1::from_vec(raw.bias),
-    })
+    let raw = kernel(slice_of(&x)?, slice_of(&w)?, slice_of(&dy)?, &g)?;
+    Ok((g, raw))
 }
 
 /// Flat, row-major gradients as the kernels produce them (`input` is empty
