@@ -5,7 +5,9 @@
 //! pad 1, BatchNorm, ReLU, max-pool 2; global average pooling; linear 32->10;
 //! cross-entropy. SGD with momentum 0.9, Nesterov, weight decay 5e-4.
 //!
-//! Run: `cargo bench -p gradlab-benches --bench train_step`.
+//! Run: `cargo bench -p gradlab-benches --bench train_step`. Like the
+//! `gradlab` binary, the bench first calls
+//! [`gradlab_tensor::retain_freed_memory`].
 
 use std::hint::black_box;
 
@@ -64,6 +66,7 @@ fn forward(
 }
 
 fn bench_train_step(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
     let images = Tensor::<f32>::rand_normal(&[BATCH, 3, 32, 32], 0.0, 1.0, 1).expect("shape");
     let labels: Vec<usize> = (0..BATCH).map(|i| i % 10).collect();
     let mut net = model();
@@ -101,6 +104,7 @@ fn bench_train_step(c: &mut Criterion) {
 /// The ops of the first block on their own (shapes of the step above), to
 /// show where the step's time goes.
 fn bench_parts(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
     let x = Tensor::<f32>::rand_normal(&[BATCH, 3, 32, 32], 0.0, 1.0, 2).expect("shape");
     let h = Tensor::<f32>::rand_normal(&[BATCH, 16, 32, 32], 0.0, 1.0, 3).expect("shape");
     let conv = Conv2dOp {

@@ -179,28 +179,37 @@ fn check_grad(
     Ok(())
 }
 
-/// Index in the plane (`ih * W + iw`) and value of the maximum of window
-/// `(oh, ow)`: the first maximum in row-major order, a NaN if there is one
+/// The input rows `lo..hi` of every output row and the input columns of
+/// every output column, computed once per call rather than per output.
+fn windows(spec: &Pool2dSpec, h: usize, w: usize, oh_n: usize, ow_n: usize) -> Windows {
+    Windows {
+        rows: (0..oh_n).map(|oh| spec.window(0, oh, h)).collect(),
+        cols: (0..ow_n).map(|ow| spec.window(1, ow, w)).collect(),
+    }
+}
+
+struct Windows {
+    rows: Vec<(usize, usize)>,
+    cols: Vec<(usize, usize)>,
+}
+
+/// Index in the plane (`ih * W + iw`) and value of the maximum of the window
+/// `rows x cols`: the first maximum in row-major order, a NaN if there is one
 /// (PyTorch's rule).
 #[inline]
 fn argmax<T: Element>(
     plane: &[T],
-    spec: &Pool2dSpec,
-    h: usize,
     w: usize,
-    oh: usize,
-    ow: usize,
+    (h0, h1): (usize, usize),
+    (w0, w1): (usize, usize),
 ) -> (usize, T) {
-    let (h0, h1) = spec.window(0, oh, h);
-    let (w0, w1) = spec.window(1, ow, w);
     let mut best = T::neg_infinity();
     let mut at = h0 * w + w0;
     for ih in h0..h1 {
-        for iw in w0..w1 {
-            let v = plane[ih * w + iw];
+        for (iw, &v) in plane[ih * w + w0..ih * w + w1].iter().enumerate() {
             if v > best || v.is_nan() {
                 best = v;
-                at = ih * w + iw;
+                at = ih * w + w0 + iw;
             }
         }
     }
@@ -238,13 +247,16 @@ pub fn max_pool2d<T: Element>(input: ArrayView4<'_, T>, spec: &Pool2dSpec) -> Re
     let xs = slice_of(&x)?;
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
+    let win = windows(spec, h, w, oh_n, ow_n);
     let mut out = zeros(op, oshape.iter().product())?;
     out.par_chunks_mut(oh_n * ow_n)
         .enumerate()
         .for_each(|(idx, out_p)| {
             let plane = &xs[idx * h * w..(idx + 1) * h * w];
-            for (o, v) in out_p.iter_mut().enumerate() {
-                *v = argmax(plane, spec, h, w, o / ow_n, o % ow_n).1;
+            for (out_row, &rows) in out_p.chunks_exact_mut(ow_n).zip(&win.rows) {
+                for (v, &cols) in out_row.iter_mut().zip(&win.cols) {
+                    *v = argmax(plane, w, rows, cols).1;
+                }
             }
         });
     into_array4(out, oshape)
@@ -275,15 +287,18 @@ pub fn max_pool2d_backward<T: Element>(
     let [_, _, h, w] = ishape;
     let [_, _, oh_n, ow_n] = oshape;
     let op_len = oh_n * ow_n;
+    let win = windows(spec, h, w, oh_n, ow_n);
     let mut dx = zeros(op, ishape.iter().product())?;
     dx.par_chunks_mut(h * w)
         .enumerate()
         .for_each(|(idx, dx_p)| {
             let plane = &xs[idx * h * w..(idx + 1) * h * w];
             let dy_p = &dys[idx * op_len..(idx + 1) * op_len];
-            for (o, &d) in dy_p.iter().enumerate() {
-                let (at, _) = argmax(plane, spec, h, w, o / ow_n, o % ow_n);
-                dx_p[at] = dx_p[at] + d;
+            for (dy_row, &rows) in dy_p.chunks_exact(ow_n).zip(&win.rows) {
+                for (&d, &cols) in dy_row.iter().zip(&win.cols) {
+                    let (at, _) = argmax(plane, w, rows, cols);
+                    dx_p[at] = dx_p[at] + d;
+                }
             }
         });
     into_array4(dx, ishape)
