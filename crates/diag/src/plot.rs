@@ -1,5 +1,6 @@
-//! SVG plots of a run, drawn with plotters: the depth profile (gradient RMS
-//! against layer position, log scale) at several steps.
+//! SVG charts drawn with plotters: the line chart every report uses, and the
+//! depth profile of a run (gradient RMS against layer position, log scale)
+//! at several steps.
 
 use plotters::prelude::*;
 
@@ -7,14 +8,40 @@ use crate::error::{DiagError, Result};
 use crate::history::History;
 use crate::recorder::StepRecord;
 
-const PALETTE: [RGBColor; 6] = [
+/// Colours of the series, in order (matplotlib's `tab10`), for every chart
+/// of a report.
+pub const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
 ];
+
+/// One line of a [`line_chart`]: a label and `(x, y)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Legend label.
+    pub label: String,
+    /// Points in drawing order.
+    pub points: Vec<(f64, f64)>,
+    /// Drawn dashed (a second family of lines).
+    pub dashed: bool,
+}
+
+/// How a [`line_chart`] is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LineChartStyle {
+    /// The y axis in decades; non-positive values are not drawn.
+    pub log_y: bool,
+    /// A dot on every point.
+    pub markers: bool,
+    /// The legend in the lower right corner instead of the upper right.
+    pub legend_low: bool,
+}
 
 /// One named line of a depth-profile plot: values from input to output.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,83 +61,141 @@ fn plot_err(e: impl std::fmt::Display) -> DiagError {
     }
 }
 
-/// Draws series against position (0 = input side) on a log-scale y axis.
+/// A line chart as an SVG document: one line per [`Line`], colours from
+/// [`PALETTE`], non-finite points (and non-positive ones on a log axis)
+/// left out.
 ///
 /// # Errors
-/// [`DiagError::InsufficientData`] when no series has a positive finite value.
-pub fn profile_svg(title: &str, y_label: &str, series: &[ProfileSeries]) -> Result<String> {
-    let positive = series
-        .iter()
-        .flat_map(|s| s.values.iter())
-        .copied()
-        .filter(|v| v.is_finite() && *v > 0.0);
-    let (lo, hi) = positive.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
+/// [`DiagError::InsufficientData`] when no point can be drawn.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    lines: &[Line],
+    style: LineChartStyle,
+) -> Result<String> {
+    let log_y = style.log_y;
+    let ok = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+    let pts = || lines.iter().flat_map(|l| l.points.iter()).filter(|p| ok(p));
+    let (x0, x1) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| {
+        (a.min(*x), b.max(*x))
     });
-    if !lo.is_finite() {
-        return Err(plot_err("no positive finite value to draw"));
+    let (y0, y1) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| {
+        (a.min(*y), b.max(*y))
+    });
+    if !x0.is_finite() || !y0.is_finite() {
+        return Err(plot_err(format!("'{title}' has no point to draw")));
     }
-    let (lo, hi) = (lo / 2.0, if hi > lo { hi * 2.0 } else { lo * 4.0 });
-    let n = series
-        .iter()
-        .map(|s| s.values.len())
-        .max()
-        .unwrap_or(1)
-        .max(2);
+    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut builder = ChartBuilder::on(&root);
+        builder
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..(n - 1) as f64, (lo..hi).log_scale())
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("layer position (input → output)")
-            .y_desc(y_label)
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .draw()
-            .map_err(plot_err)?;
-        for (i, s) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let points: Vec<(f64, f64)> = s
-                .values
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_finite() && **v > 0.0)
-                .map(|(x, &v)| (x as f64, v))
-                .collect();
-            let style = ShapeStyle::from(&color).stroke_width(2);
-            let drawn = if s.dashed {
+            .y_label_area_size(64);
+        // The two axis types are different Rust types: one body for both.
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
                 chart
-                    .draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
-                    .map_err(plot_err)?
-            } else {
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .y_label_formatter(&|v| {
+                        if log_y {
+                            format!("{v:.0e}")
+                        } else {
+                            format!("{v:.2}")
+                        }
+                    })
+                    .draw()
+                    .map_err(plot_err)?;
+                for (i, l) in lines.iter().enumerate() {
+                    let color = PALETTE[i % PALETTE.len()];
+                    let p: Vec<(f64, f64)> = l.points.iter().copied().filter(|p| ok(p)).collect();
+                    let stroke = ShapeStyle::from(&color).stroke_width(2);
+                    let series = if l.dashed {
+                        chart
+                            .draw_series(DashedLineSeries::new(p.clone(), 6, 4, stroke))
+                            .map_err(plot_err)?
+                    } else {
+                        chart
+                            .draw_series(LineSeries::new(p.clone(), stroke))
+                            .map_err(plot_err)?
+                    };
+                    series.label(l.label.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                    if style.markers {
+                        chart
+                            .draw_series(p.iter().map(|&q| Circle::new(q, 3, color.filled())))
+                            .map_err(plot_err)?;
+                    }
+                }
                 chart
-                    .draw_series(LineSeries::new(points.clone(), style))
-                    .map_err(plot_err)?
-            };
-            drawn.label(s.label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(plot_err)?;
+                    .configure_series_labels()
+                    .position(if style.legend_low {
+                        SeriesLabelPosition::LowerRight
+                    } else {
+                        SeriesLabelPosition::UpperRight
+                    })
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(plot_err)?;
+            }};
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
+        if log_y {
+            let (lo, hi) = (y0 / 2.0, if y1 > y0 { y1 * 2.0 } else { y0 * 4.0 });
+            draw!(builder
+                .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+                .map_err(plot_err)?);
+        } else {
+            let pad = ((y1 - y0) * 0.05).max(1e-3);
+            draw!(builder
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                .map_err(plot_err)?);
+        }
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// Draws series against position (0 = input side) on a log-scale y axis,
+/// with a dot on every value.
+///
+/// # Errors
+/// [`DiagError::InsufficientData`] when no series has a positive finite value.
+pub fn profile_svg(title: &str, y_label: &str, series: &[ProfileSeries]) -> Result<String> {
+    let lines: Vec<Line> = series
+        .iter()
+        .map(|s| Line {
+            label: s.label.clone(),
+            points: s
+                .values
+                .iter()
+                .enumerate()
+                .map(|(x, &v)| (x as f64, v))
+                .collect(),
+            dashed: s.dashed,
+        })
+        .collect();
+    let style = LineChartStyle {
+        log_y: true,
+        markers: true,
+        legend_low: true,
+    };
+    line_chart(
+        title,
+        "layer position (input → output)",
+        y_label,
+        &lines,
+        style,
+    )
 }
 
 /// Steps at which to show the profile: the first, the middle and the last recorded.
