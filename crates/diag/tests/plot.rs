@@ -28,7 +28,10 @@ fn profile_plot_is_valid_svg_with_its_series() {
         .count();
     assert!(lines >= 2, "{lines} polylines");
     // A dot on each of the 20 values.
-    let dots = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
+    let dots = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .count();
     assert!(dots >= 20, "{dots} dots");
 }
 

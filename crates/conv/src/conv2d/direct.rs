@@ -14,8 +14,8 @@
 //! channels by two vectors of wide pixels (16 `f32` or 8 `f64`, see [`nr`]):
 //! per tap, two vector loads of the band, [`MR`] broadcasts of the weight and
 //! eight fused multiply-adds into eight accumulators that stay in registers
-//! (a 4 x 24 tile needs one register more than AVX2 has and ran 45% slower
-//! on layer a of the conv bench than this one). Columns
+//! (a 4 x 24 tile needs one register more than AVX2 has; it spilled and took
+//! 1.8 times as long on layer a of the conv bench). Columns
 //! `t % Wp >= W_out` straddle two rows and are junk, dropped by the caller;
 //! taps are summed in order, so every output is one fixed sequence of
 //! operations whatever the threading.
