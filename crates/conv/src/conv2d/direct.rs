@@ -291,4 +291,58 @@ mod tests {
         check::<f64, 8>(1e-12);
         check::<f64, 16>(1e-12);
     }
+
+    /// Both builds of the weight-gradient kernel against the sum written
+    /// out: 6 taps (a tail tile of 2), 5 stored channels of 2 tiles, 3 rows of
+    /// 4 real pixels in rows 6 wide; junk pixels hold NaN and must not be read.
+    fn check_weight_grad<T: Element, const NR: usize>(tol: f64) {
+        let (m, m_valid, rows, wp, ow, ldw) = (2 * NR, 5, 3, 6, 4, 7);
+        let offs = [0usize, 1, 2, 6, 7, 13];
+        let band: Vec<T> = (0..13 + rows * wp)
+            .map(|i| T::of_f64(((i * 37 % 23) as f64 - 11.0) / 7.0))
+            .collect();
+        let dyt: Vec<T> = (0..rows * wp * m)
+            .map(|i| {
+                let t = i / m;
+                if t % wp < ow {
+                    T::of_f64(((i * 13 % 17) as f64 - 8.0) / 5.0)
+                } else {
+                    T::of_f64(f64::NAN)
+                }
+            })
+            .collect();
+        let start: Vec<T> = (0..m_valid * ldw).map(|i| T::of_f64(i as f64)).collect();
+        for fma in [false, true] {
+            let mut dw = start.clone();
+            let run = if fma {
+                weight_grad_impl::<T, true, NR>
+            } else {
+                weight_grad_impl::<T, false, NR>
+            };
+            run(&dyt, m, m_valid, &band, &offs, rows, wp, ow, &mut dw, ldw);
+            for c in 0..m_valid {
+                for (k, &o) in offs.iter().enumerate() {
+                    let sum: f64 = (0..rows)
+                        .flat_map(|r| (0..ow).map(move |col| r * wp + col))
+                        .map(|t| dyt[t * m + c].as_f64() * band[t + o].as_f64())
+                        .sum();
+                    let want = start[c * ldw + k].as_f64() + sum;
+                    let got = dw[c * ldw + k].as_f64();
+                    assert!(
+                        (got - want).abs() <= tol,
+                        "fma {fma} ({c}, {k}): {got} vs {want}"
+                    );
+                }
+                // Taps beyond offs.len() are left alone.
+                assert_eq!(dw[c * ldw + 6].as_f64(), start[c * ldw + 6].as_f64());
+            }
+        }
+    }
+
+    #[test]
+    fn weight_grad_equals_the_written_out_sum() {
+        check_weight_grad::<f32, 16>(1e-4);
+        check_weight_grad::<f32, 8>(1e-4);
+        check_weight_grad::<f64, 8>(1e-12);
+    }
 }
