@@ -2,8 +2,9 @@
 //! ResNet-20 (option-A shortcuts, 269,722 parameters) and its plain twin on
 //! 3x32x32 inputs, as `gradlab bench --model resnet:depth=20` times it:
 //!
-//! - `resnet20_b128/full_step`, `plain20_b128/full_step`: forward with the
-//!   cross-entropy, `Ctx::backward`, `Sgd::step`, freeing the graph;
+//! - `resnet20_b128/full_step`, `plain20_b128/full_step`: one
+//!   [`gradlab_train::Trainer::step`]: forward with the cross-entropy,
+//!   backward, the non-finite guard, the SGD update, freeing the graph;
 //! - `resnet20_b128/forward`, `resnet20_b128/backward`: the two halves;
 //! - `resnet20_b1/full_step`: batch 1, where parallelism has to come from
 //!   inside each layer.
@@ -19,25 +20,20 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use gradlab_arch::{ResNet, ResNetConfig};
 use gradlab_autodiff::Var;
-use gradlab_nn::{
-    cross_entropy, CrossEntropyOptions, Ctx, Module, Optimizer, Scope, Sgd, SgdConfig,
-};
+use gradlab_data::Batch;
+use gradlab_nn::{cross_entropy, CrossEntropyOptions, Ctx, Module, Scope};
 use gradlab_tensor::Tensor;
+use gradlab_train::{OptimizerSpec, Trainer};
 
-fn setup(plain: bool) -> (ResNet<f32>, Sgd<f32>) {
+fn setup(plain: bool) -> (ResNet<f32>, Trainer) {
     let mut cfg = ResNetConfig::cifar(20).expect("ResNet-20");
     if plain {
         cfg = cfg.plain();
     }
     let net = ResNet::new(&Scope::new(0), &cfg).expect("valid model");
-    let opt = Sgd::new(SgdConfig {
-        lr: 0.01,
-        momentum: 0.9,
-        weight_decay: 5e-4,
-        ..Default::default()
-    })
-    .expect("valid config");
-    (net, opt)
+    let trainer = Trainer::new(&OptimizerSpec::sgd(0.01).with_weight_decay(5e-4), 0)
+        .expect("valid optimizer");
+    (net, trainer)
 }
 
 fn data(batch: usize) -> (Tensor<f32>, Vec<usize>) {
@@ -55,10 +51,17 @@ fn forward(net: &mut ResNet<f32>, images: &Tensor<f32>, labels: &[usize]) -> (Ct
     (cx, loss)
 }
 
-fn step(net: &mut ResNet<f32>, opt: &mut Sgd<f32>, images: &Tensor<f32>, labels: &[usize]) {
-    let (cx, loss) = forward(net, images, labels);
-    let grads = cx.backward(loss).expect("backward");
-    opt.step(net, &grads).expect("step");
+fn step(net: &mut ResNet<f32>, trainer: &mut Trainer, images: &Tensor<f32>, labels: &[usize]) {
+    let batch = Batch {
+        images: images.clone(),
+        labels: labels.to_vec(),
+        indices: Vec::new(),
+    };
+    trainer
+        .step(net, batch)
+        .expect("step")
+        .finite()
+        .expect("finite");
 }
 
 fn bench_resnet_step(c: &mut Criterion) {

@@ -153,7 +153,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
                 Box::new(load_cifar10_dir(dir, Split::Test)?) as Box<dyn Dataset>,
             )
         }
-        other => return Err(unknown("data", other, &DATA_NAMES)),
+        other => return Err(unknown("data", other, &DATA_NAMES).into()),
     };
     Ok(pair)
 }

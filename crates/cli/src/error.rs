@@ -22,13 +22,24 @@ pub enum CliError {
     /// A library error while running (exit code 1).
     #[error("{0}")]
     Run(String),
+    /// A signal stopped the run after its state was saved (exit code
+    /// 128 + the signal: 130 for SIGINT, 143 for SIGTERM).
+    #[error("{message}")]
+    Interrupted {
+        /// The signal's number.
+        signal: i32,
+        /// What was saved and how to go on.
+        message: String,
+    },
 }
 
 impl CliError {
-    /// The process exit code: 2 for usage errors, 1 otherwise.
+    /// The process exit code: 2 for usage errors, 128 + the signal for an
+    /// interrupted run, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Interrupted { signal, .. } => 128 + signal,
             _ => 1,
         }
     }
@@ -40,6 +51,15 @@ impl CliError {
     ) -> impl FnOnce(std::io::Error) -> CliError {
         let path = path.to_string();
         move |source| CliError::Io { what, path, source }
+    }
+}
+
+impl From<gradlab_train::TrainError> for CliError {
+    fn from(e: gradlab_train::TrainError) -> Self {
+        match e {
+            gradlab_train::TrainError::Spec(m) => CliError::Usage(m),
+            e => CliError::Run(e.to_string()),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gradlab::commands::{bench, conv_table, demo, diagnose, summary, train};
 use gradlab::experiments::{Size, NAMES};
 use gradlab::CliError;
-use gradlab_diag::OptimizerChoice;
+use gradlab_train::{OptimizerKind, ScheduleSpec};
 
 const SPEC_HELP: &str = "\
 SPEC grammar (for --model and --data): name[:key=value,...]; lists use '+'.
@@ -26,19 +26,6 @@ See docs/cli.md for every key.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DiagOptimizer {
-    Sgd,
-    Adam,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum TrainOptimizer {
-    Sgd,
-    Adam,
-    Adamw,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,18 +80,18 @@ enum Command {
         /// Examples per step.
         #[arg(long, default_value_t = 64)]
         batch: usize,
-        /// Optimizer (sgd has momentum 0.9).
-        #[arg(long, value_enum, default_value = "sgd")]
-        optimizer: TrainOptimizer,
+        /// Optimizer: sgd (momentum 0.9), adam or adamw.
+        #[arg(long, default_value = "sgd")]
+        optimizer: OptimizerKind,
         /// Base learning rate.
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
         lr: f64,
         /// Weight decay.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         weight_decay: f64,
-        /// Learning-rate schedule: constant, step:every=E,gamma=G, multistep:at=E1+E2, cosine; each takes warmup=E.
+        /// Learning-rate schedule: constant, step:every=E,gamma=G, multistep:at=E1+E2,gamma=G, cosine:min=M; each takes warmup=E.
         #[arg(long, default_value = "constant")]
-        schedule: String,
+        schedule: ScheduleSpec,
         /// Seed of initialisation, batch order and dropout.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -133,11 +120,11 @@ enum Command {
         /// Examples per step.
         #[arg(long, default_value_t = 64)]
         batch: usize,
-        /// Optimizer (sgd has momentum 0.9).
-        #[arg(long, value_enum, default_value = "sgd")]
-        optimizer: DiagOptimizer,
+        /// Optimizer: sgd (momentum 0.9), adam or adamw.
+        #[arg(long, default_value = "sgd")]
+        optimizer: OptimizerKind,
         /// Learning rate.
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
         lr: f64,
         /// Seed.
         #[arg(long, default_value_t = 0)]
@@ -186,9 +173,9 @@ enum Command {
         /// Untimed steps before the timed ones.
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        /// Optimizer (sgd has momentum 0.9 and weight decay 5e-4).
-        #[arg(long, value_enum, default_value = "sgd")]
-        optimizer: DiagOptimizer,
+        /// Optimizer: sgd (lr 0.01, momentum 0.9, weight decay 5e-4), adam or adamw (lr 0.001).
+        #[arg(long, default_value = "sgd")]
+        optimizer: OptimizerKind,
         /// Seed of the weights and the random data.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -252,12 +239,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             data,
             epochs,
             batch,
-            optimizer: match optimizer {
-                TrainOptimizer::Sgd => "sgd",
-                TrainOptimizer::Adam => "adam",
-                TrainOptimizer::Adamw => "adamw",
-            }
-            .into(),
+            optimizer,
             lr,
             weight_decay,
             schedule,
@@ -282,11 +264,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             data,
             steps,
             batch,
-            optimizer: match optimizer {
-                DiagOptimizer::Sgd => OptimizerChoice::Sgd,
-                DiagOptimizer::Adam => OptimizerChoice::Adam,
-            },
-            lr,
+            optimizer: gradlab_train::OptimizerSpec::new(optimizer, lr),
             seed,
             shuffle_control,
             json,
@@ -314,11 +292,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             classes,
             steps,
             warmup,
-            optimizer: match optimizer {
-                DiagOptimizer::Sgd => "sgd",
-                DiagOptimizer::Adam => "adam",
-            }
-            .into(),
+            optimizer,
             seed,
             json,
         }),

@@ -196,7 +196,7 @@ pub fn build_model(
                     &["width", "v2", "act", "aux", "aux-weight"],
                 )
             }
-            other => return Err(unknown("model", other, &MODEL_NAMES)),
+            other => return Err(unknown("model", other, &MODEL_NAMES).into()),
         };
     let aux = spec.list("aux");
     let weight = spec.f64("aux-weight", DEFAULT_AUX_WEIGHT)?;

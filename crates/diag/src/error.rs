@@ -1,7 +1,5 @@
 //! The one error type of this crate.
 
-use gradlab_arch::ArchError;
-use gradlab_data::DataError;
 use gradlab_nn::NnError;
 use thiserror::Error;
 
@@ -36,21 +34,9 @@ pub enum DiagError {
         /// How many parameter tensors were recorded.
         params: usize,
     },
-    /// A layer, optimizer or autodiff failure while training or recording.
+    /// A layer or autodiff failure while recording.
     #[error(transparent)]
     Nn(#[from] NnError),
-    /// A network failure (bad input shape, unknown point).
-    #[error(transparent)]
-    Arch(#[from] ArchError),
-    /// A dataset failure.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// The model factory failed.
-    #[error("building the model failed: {reason}")]
-    Model {
-        /// The factory's error message.
-        reason: String,
-    },
     /// A value that must be finite or in a range is not.
     #[error("{what}: invalid value {value}")]
     InvalidValue {

@@ -9,12 +9,13 @@
 //! gradients and the gradients of its tapped activations; [`diagnose`] turns
 //! the [`History`] into a [`Diagnosis`]: a [`Verdict`], the reasons that
 //! quote each deciding value and threshold, a confidence, the indicators and
-//! a per-layer table. [`run_diagnosed`] is a complete loop with the data
-//! probe and the label-shuffle control, for the command line and tests.
+//! a per-layer table. `gradlab_train::run_diagnosed` is a complete loop
+//! with the data probe and the label-shuffle control.
 //!
 //! ```no_run
 //! # use gradlab_diag::*;
-//! # fn demo(model: &mut dyn gradlab_nn::Module<f32>, batch: gradlab_data::Batch,
+//! # struct Batch { images: gradlab_tensor::Tensor<f32>, labels: Vec<usize> }
+//! # fn demo(model: &mut dyn gradlab_nn::Module<f32>, batch: Batch,
 //! #         opt: &mut dyn gradlab_nn::Optimizer<f32>) -> Result<()> {
 //! let mut recorder = Recorder::new(RecorderOptions::default(), 10);
 //! for step in 0..100 {
@@ -35,11 +36,10 @@
 //! `depth_profile.rs` (κ, I4), `gradient_noise.rs` (SNR and cosines, I7-I9),
 //! `activations.rs` (dead units and forward collapse, I11-I12), `probe.rs`
 //! (the model-independent data probe, I13) — then `verdict.rs` (the gated
-//! decision procedure), `recorder.rs`, `history.rs`, `diagnose.rs` and
-//! `run.rs` (a diagnosed training loop), `plot.rs` (SVG depth profiles),
-//! `suite.rs` (the scenario suite: training runs whose right verdict is
-//! known by construction, for tests and calibration; see
-//! docs/diagnostics.md).
+//! decision procedure), `recorder.rs`, `history.rs`, `diagnose.rs`,
+//! `plot.rs` (SVG depth profiles). The diagnosed training loop and the
+//! scenario suite (runs whose right verdict is known by construction) live
+//! in `gradlab-train`, which trains.
 
 pub mod activations;
 pub mod depth_profile;
@@ -50,14 +50,11 @@ mod history;
 pub mod plot;
 pub mod probe;
 mod recorder;
-mod run;
 pub mod stats;
-pub mod suite;
 pub mod verdict;
 
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis};
 pub use error::{DiagError, Result};
 pub use history::{CheckRecord, History};
 pub use recorder::{LayerStat, PositionStat, Recorder, RecorderOptions, StepRecord};
-pub use run::{flat_params, run_diagnosed, DiagnosedRun, OptimizerChoice, RunConfig, RunProgress};
 pub use verdict::{decide, Decision, Indicators, Thresholds, Verdict};

@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use gradlab_arch::{combined_loss, HeadMode, OutputRequest};
-use gradlab_nn::{Adam, AdamConfig, Ctx, HasParams, Optimizer, Sgd, SgdConfig};
+use gradlab_data::Batch;
+use gradlab_nn::HasParams;
 use gradlab_tensor::Tensor;
+use gradlab_train::{OptimizerKind, OptimizerSpec, Trainer};
 use serde::Serialize;
 
 use crate::commands::summary::parse_shape;
@@ -30,8 +31,8 @@ pub struct BenchArgs {
     pub steps: usize,
     /// Untimed steps before them (buffers, caches, thread pool).
     pub warmup: usize,
-    /// `sgd` (momentum 0.9, weight decay 5e-4) or `adam`.
-    pub optimizer: String,
+    /// SGD (lr 0.01, momentum 0.9, weight decay 5e-4), Adam or AdamW (lr 0.001).
+    pub optimizer: OptimizerKind,
     /// Seed of the weights, images and labels.
     pub seed: u64,
     /// Where to write the report as JSON.
@@ -128,47 +129,18 @@ pub fn process_cpu_ms() -> Option<f64> {
     }
 }
 
-/// The median of `values` (mean of the two middle ones for an even count;
-/// NaN for none).
-pub fn median(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
+/// The median of the timings (NaN for none).
+fn median(values: &[f64]) -> f64 {
+    gradlab_diag::stats::median(values).unwrap_or(f64::NAN)
 }
 
-fn make_optimizer(name: &str) -> Result<Box<dyn Optimizer<f32>>> {
-    let run = |e: gradlab_nn::NnError| CliError::Run(format!("optimizer: {e}"));
-    Ok(match name {
-        "sgd" => Box::new(
-            Sgd::new(SgdConfig {
-                lr: 0.01,
-                momentum: 0.9,
-                weight_decay: 5e-4,
-                ..SgdConfig::default()
-            })
-            .map_err(run)?,
-        ),
-        "adam" => Box::new(
-            Adam::new(AdamConfig {
-                lr: 1e-3,
-                ..AdamConfig::default()
-            })
-            .map_err(run)?,
-        ),
-        other => {
-            return Err(CliError::Usage(format!(
-                "bench: unknown optimizer '{other}'; valid values: sgd, adam"
-            )))
-        }
-    })
+/// The optimizer a benchmark step updates with: the settings of a CIFAR
+/// ResNet run for SGD, the defaults for Adam.
+fn bench_optimizer(kind: OptimizerKind) -> OptimizerSpec {
+    match kind {
+        OptimizerKind::Sgd => OptimizerSpec::sgd(0.01).with_weight_decay(5e-4),
+        other => OptimizerSpec::new(other, 1e-3),
+    }
 }
 
 /// Runs the benchmark.
@@ -184,7 +156,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
     }
     let shape = parse_shape(&args.input)?;
     let mut net = build_model(&args.model, shape, args.classes, args.seed)?.net;
-    let mut opt = make_optimizer(&args.optimizer)?;
+    let mut trainer = Trainer::new(&bench_optimizer(args.optimizer), args.seed)?;
     let [c, h, w] = shape;
     let images = Tensor::<f32>::rand_normal(&[args.batch, c, h, w], 0.0, 1.0, args.seed ^ 0x1)?;
     let labels: Vec<usize> =
@@ -193,38 +165,28 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
             .iter()
             .map(|&u| (u as usize).min(args.classes - 1))
             .collect();
-    let request = OutputRequest {
-        heads: HeadMode::Auto,
-        features: Vec::new(),
-    };
     let (mut fwd, mut bwd, mut upd, mut total, mut cpu) = (vec![], vec![], vec![], vec![], vec![]);
     let mut last_loss = f64::NAN;
     for step in 0..args.warmup + args.steps {
+        let batch = Batch {
+            images: images.clone(),
+            labels: labels.clone(),
+            indices: Vec::new(),
+        };
         let c0 = process_cpu_ms();
         let t0 = Instant::now();
-        let mut cx = Ctx::new().with_seed(args.seed.wrapping_add(step as u64));
-        let x = cx.input(images.clone());
-        let outputs = net.forward_outputs(&mut cx, x, &request)?;
-        let loss = combined_loss(&mut cx, &outputs, &labels)?.total;
-        let t1 = Instant::now();
-        let grads = cx.backward(loss)?;
-        let t2 = Instant::now();
-        opt.step(&mut *net, &grads)?;
-        let t3 = Instant::now();
-        last_loss = grads.loss().unwrap_or(f64::NAN);
-        drop(grads);
-        drop(cx);
+        let out = trainer.step(&mut *net, batch)?.finite()?;
         let t4 = Instant::now();
         let c4 = process_cpu_ms();
+        last_loss = out.loss;
         if step >= args.warmup {
             if let (Some(a), Some(b)) = (c0, c4) {
                 cpu.push(b - a);
             }
-            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-            fwd.push(ms(t0, t1));
-            bwd.push(ms(t1, t2));
-            upd.push(ms(t2, t3));
-            total.push(ms(t0, t4));
+            fwd.push(out.forward_ms);
+            bwd.push(out.backward_ms);
+            upd.push(out.update_ms);
+            total.push((t4 - t0).as_secs_f64() * 1e3);
         }
     }
     let ms_per_step = median(&total);
@@ -234,7 +196,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
         parameters: net.num_trainable(),
         batch: args.batch,
         input: shape,
-        optimizer: args.optimizer.clone(),
+        optimizer: args.optimizer.to_string(),
         threads: rayon::current_num_threads(),
         warmup_steps: args.warmup,
         steps: args.steps,
@@ -293,13 +255,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median(&[]).is_nan());
-    }
 
     #[test]
     fn peak_memory_is_read_on_linux() {

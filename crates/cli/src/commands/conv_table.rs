@@ -75,9 +75,8 @@ fn rand4(shape: [usize; 4], seed: u64) -> Result<Array4<f32>> {
         .map_err(|e| CliError::Run(e.to_string()))
 }
 
-fn median_ms(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+fn median_ms(samples: Vec<f64>) -> f64 {
+    gradlab_diag::stats::median(&samples).unwrap_or(f64::NAN)
 }
 
 /// Runs `layers` in sequence on `x` and back, `reps` times; returns the

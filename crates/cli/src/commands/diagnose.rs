@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use gradlab_diag::plot::{depth_profile_svg, profile_steps};
-use gradlab_diag::{run_diagnosed, DiagnosedRun, OptimizerChoice, RecorderOptions, RunConfig};
+use gradlab_diag::RecorderOptions;
+use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RunConfig};
 
 use crate::data_spec::build_data;
 use crate::error::Result;
@@ -23,10 +24,8 @@ pub struct DiagnoseArgs {
     pub steps: usize,
     /// Batch size.
     pub batch: usize,
-    /// Optimizer.
-    pub optimizer: OptimizerChoice,
-    /// Learning rate.
-    pub lr: f64,
+    /// Optimizer and learning rate.
+    pub optimizer: OptimizerSpec,
     /// Seed.
     pub seed: u64,
     /// Run the label-shuffle control.
@@ -42,6 +41,7 @@ pub struct DiagnoseArgs {
 /// # Errors
 /// Bad specs (exit code 2); training and file errors.
 pub fn diagnose(args: &DiagnoseArgs) -> Result<DiagnosedRun> {
+    args.optimizer.build()?; // bad settings are refused before any data is read
     let data = build_data(&args.data, args.seed)?;
     let (shape, classes) = (data.input_shape(), data.num_classes());
     let probe = build_model(&args.model, shape, classes, args.seed)?;
@@ -49,7 +49,6 @@ pub fn diagnose(args: &DiagnoseArgs) -> Result<DiagnosedRun> {
         steps: args.steps,
         batch_size: args.batch.min(data.train.len()),
         optimizer: args.optimizer,
-        lr: args.lr,
         seed: args.seed,
         shuffle_control: args.shuffle_control,
         recorder: RecorderOptions {

@@ -4,8 +4,9 @@
 //! and a deep plain sigmoid network on clean data is the true-vanishing contrast.
 
 use gradlab_diag::plot::{profile_svg, ProfileSeries};
-use gradlab_diag::{run_diagnosed, DiagnosedRun, RecorderOptions, RunConfig, Verdict};
+use gradlab_diag::{RecorderOptions, Verdict};
 use gradlab_nn::HasParams;
+use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RunConfig};
 use serde_json::json;
 
 use crate::data_spec::build_data;
@@ -39,7 +40,7 @@ fn diagnose_cell(
     let config = RunConfig {
         steps,
         batch_size: 32,
-        lr: 0.05,
+        optimizer: OptimizerSpec::sgd(0.05),
         seed: size.seed,
         checks: 4,
         snr_batches: if size.quick { 2 } else { 4 },

@@ -2,14 +2,14 @@
 //! afterwards, recording accuracy, held-out figures and the first layer's
 //! gradient at evenly spaced checks.
 
-use gradlab_arch::{combined_loss, Classifier, HeadMode, OutputRequest};
-use gradlab_data::{BatchConfig, Batches, Dataset};
+use gradlab_arch::Classifier;
+use gradlab_data::Dataset;
 use gradlab_diag::stats::rms;
-use gradlab_nn::{Ctx, Optimizer, Role, Sgd, SgdConfig};
+use gradlab_nn::Role;
+use gradlab_train::{evaluate, BatchStream, OptimizerSpec, Trainer};
 use serde::Serialize;
 
-use crate::commands::train::evaluate;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 
 /// How to train.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,70 +54,40 @@ pub fn fit(
     cfg: &FitConfig,
     tick: &mut dyn FnMut(),
 ) -> Result<Vec<FitPoint>> {
-    if train.len() < cfg.batch {
-        return Err(CliError::Usage(format!(
-            "{} training examples cannot fill a batch of {}",
-            train.len(),
-            cfg.batch
-        )));
-    }
     let first = net
         .params()
         .into_iter()
         .find(|p| p.role() == Role::Weight)
         .map(|p| p.name().to_string())
         .unwrap_or_default();
-    let mut opt = Sgd::new(SgdConfig {
-        lr: cfg.lr,
-        momentum: 0.9,
-        ..SgdConfig::default()
-    })?;
+    let mut trainer = Trainer::new(&OptimizerSpec::sgd(cfg.lr), cfg.seed)?;
+    let mut batches = BatchStream::new(train, cfg.batch, cfg.seed)?;
     let every = (cfg.steps / cfg.checks.max(1)).max(1);
-    let request = OutputRequest {
-        heads: HeadMode::Auto,
-        features: Vec::new(),
-    };
-    let batches = BatchConfig {
-        batch_size: cfg.batch,
-        shuffle: true,
-        drop_last: true,
-        seed: cfg.seed,
-    };
     let (mut points, mut grad_sum, mut grad_n) = (Vec::new(), 0.0, 0usize);
-    let (mut step, mut epoch) = (0usize, 0u64);
-    while step < cfg.steps {
-        for batch in Batches::new(train, &batches, epoch)? {
-            if step >= cfg.steps {
-                break;
-            }
-            let batch = batch?;
-            let mut cx = Ctx::new().with_seed(cfg.seed.wrapping_add(step as u64));
-            let x = cx.input(batch.images);
-            let out = net.forward_outputs(&mut cx, x, &request)?;
-            let loss = combined_loss(&mut cx, &out, &batch.labels)?.total;
-            let grads = cx.backward(loss)?;
-            if let Some(g) = grads.get(&first) {
-                grad_sum += rms(g.as_slice());
-                grad_n += 1;
-            }
-            opt.step(&mut *net, &grads)?;
-            step += 1;
-            tick();
-            if step % every == 0 || step == cfg.steps {
-                let (train_loss, train_accuracy) = evaluate(&mut *net, train, 128)?;
-                let (val_loss, val_accuracy) = evaluate(&mut *net, val, 128)?;
-                points.push(FitPoint {
-                    step,
-                    train_loss,
-                    train_accuracy,
-                    val_loss,
-                    val_accuracy,
-                    first_layer_grad_rms: grad_sum / grad_n.max(1) as f64,
-                });
-                (grad_sum, grad_n) = (0.0, 0);
-            }
+    for step in 1..=cfg.steps {
+        trainer
+            .step_observed(net, batches.next_batch()?, &mut |_, pass| {
+                if let Some(g) = pass.grads.get(&first) {
+                    grad_sum += rms(g.as_slice());
+                    grad_n += 1;
+                }
+                Ok(())
+            })?
+            .finite()?;
+        tick();
+        if step % every == 0 || step == cfg.steps {
+            let on_train = evaluate(net, train, 128, None)?;
+            let on_val = evaluate(net, val, 128, None)?;
+            points.push(FitPoint {
+                step,
+                train_loss: on_train.loss,
+                train_accuracy: on_train.accuracy,
+                val_loss: on_val.loss,
+                val_accuracy: on_val.accuracy,
+                first_layer_grad_rms: grad_sum / grad_n.max(1) as f64,
+            });
+            (grad_sum, grad_n) = (0.0, 0);
         }
-        epoch += 1;
     }
     Ok(points)
 }

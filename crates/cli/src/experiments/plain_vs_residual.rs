@@ -4,7 +4,8 @@
 //! BatchNorm: the gradient of every layer from input to output at
 //! initialisation and after training, the depth slope, and the curves.
 
-use gradlab_diag::{run_diagnosed, DiagnosedRun, RecorderOptions, RunConfig};
+use gradlab_diag::RecorderOptions;
+use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RunConfig};
 use serde_json::json;
 
 use crate::charts::{line_chart, Line};
@@ -92,7 +93,7 @@ pub fn run(size: &Size) -> Result<Section> {
             steps,
             batch_size: 32,
             // Without BatchNorm the deep networks need a smaller step to stay finite.
-            lr: if bn { 0.05 } else { 0.01 },
+            optimizer: OptimizerSpec::sgd(if bn { 0.05 } else { 0.01 }),
             seed: size.seed,
             checks: 5,
             snr_batches: 0,

@@ -1,34 +1,26 @@
-//! A training loop with diagnostics on: the convenience the command line and
-//! the scenario suite use. Any other loop can do the same with a
-//! [`Recorder`] and [`diagnose`].
+//! A training run with diagnostics on, built on the [`Trainer`]: the
+//! recorder sees every step between backward and update, held-out checks
+//! measure the gradient SNR at fixed parameters, and the data probe and the
+//! label-shuffle control run when asked. Any other loop can do the same
+//! with a [`Recorder`] and [`gradlab_diag::diagnose`].
 
-use gradlab_arch::{combined_loss, Classifier, HeadMode, LayerKind, OutputRequest};
-use gradlab_autodiff::Gradients;
-use gradlab_data::{Batch, BatchConfig, Batches, Dataset, ShuffledLabels};
-use gradlab_nn::{
-    accuracy, cross_entropy, ActivationKind, Adam, AdamConfig, CrossEntropyOptions, Ctx, GradMap,
-    HasParams, Module, Optimizer, Sgd, SgdConfig,
+use gradlab_arch::{Classifier, LayerKind};
+use gradlab_data::{Dataset, ShuffledLabels};
+use gradlab_diag::gradient_noise::{gradient_snr, mean_gradient_cosine};
+use gradlab_diag::probe::{data_probe, ProbeOptions};
+use gradlab_diag::{
+    diagnose_with, CheckRecord, DiagnoseOptions, Diagnosis, History, Recorder, RecorderOptions,
 };
+use gradlab_nn::{ActivationKind, GradMap, HasParams};
 use gradlab_tensor::Tensor;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnose::{diagnose_with, DiagnoseOptions, Diagnosis};
-use crate::error::{DiagError, Result};
-use crate::gradient_noise::{gradient_snr, mean_gradient_cosine};
-use crate::history::{CheckRecord, History};
-use crate::probe::{data_probe, ProbeOptions};
-use crate::recorder::{Recorder, RecorderOptions};
-
-/// Which optimizer trains the run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerChoice {
-    /// SGD with momentum 0.9.
-    Sgd,
-    /// Adam with PyTorch's defaults.
-    Adam,
-}
+use crate::batches::BatchStream;
+use crate::error::{Result, TrainError};
+use crate::evaluate::evaluate;
+use crate::optimizer::OptimizerSpec;
+use crate::step::{forward_backward, Trainer};
 
 /// Settings of a diagnosed run.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,10 +29,8 @@ pub struct RunConfig {
     pub steps: usize,
     /// Examples per step.
     pub batch_size: usize,
-    /// The optimizer.
-    pub optimizer: OptimizerChoice,
-    /// Learning rate.
-    pub lr: f64,
+    /// The optimizer and its learning rate.
+    pub optimizer: OptimizerSpec,
     /// Seed of batching, dropout and the shuffle control's permutation.
     pub seed: u64,
     /// Number of held-out checks, spread evenly over the run.
@@ -64,8 +54,7 @@ impl Default for RunConfig {
         RunConfig {
             steps: 200,
             batch_size: 64,
-            optimizer: OptimizerChoice::Sgd,
-            lr: 0.05,
+            optimizer: OptimizerSpec::sgd(0.05),
             seed: 0,
             checks: 6,
             snr_batches: 8,
@@ -103,146 +92,6 @@ pub struct DiagnosedRun {
     pub history: History,
 }
 
-fn optimizer(cfg: &RunConfig) -> Result<Box<dyn Optimizer<f32>>> {
-    Ok(match cfg.optimizer {
-        OptimizerChoice::Sgd => Box::new(Sgd::new(SgdConfig {
-            lr: cfg.lr,
-            momentum: 0.9,
-            ..SgdConfig::default()
-        })?),
-        OptimizerChoice::Adam => Box::new(Adam::new(AdamConfig {
-            lr: cfg.lr,
-            ..AdamConfig::default()
-        })?),
-    })
-}
-
-/// Endless training batches: epoch after epoch of seeded shuffles.
-struct BatchStream<'a> {
-    data: &'a dyn Dataset,
-    config: BatchConfig,
-    epoch: u64,
-    current: Option<Batches<'a, dyn Dataset + 'a>>,
-}
-
-impl<'a> BatchStream<'a> {
-    fn new(data: &'a dyn Dataset, batch_size: usize, seed: u64) -> Result<Self> {
-        if data.len() < batch_size.max(1) {
-            return Err(DiagError::InsufficientData {
-                indicator: "training",
-                reason: format!(
-                    "{} examples cannot fill a batch of {batch_size}",
-                    data.len()
-                ),
-            });
-        }
-        Ok(BatchStream {
-            data,
-            config: BatchConfig {
-                batch_size,
-                shuffle: true,
-                drop_last: true,
-                seed,
-            },
-            epoch: 0,
-            current: None,
-        })
-    }
-
-    fn next_batch(&mut self) -> Result<Batch> {
-        loop {
-            if self.current.is_none() {
-                self.current = Some(Batches::new(self.data, &self.config, self.epoch)?);
-                self.epoch += 1;
-            }
-            match self.current.as_mut().and_then(Iterator::next) {
-                Some(batch) => return Ok(batch?),
-                None => self.current = None,
-            }
-        }
-    }
-}
-
-/// Evaluates mean loss and accuracy on the first `limit` examples, in evaluation mode.
-fn evaluate<M: Module<f32> + ?Sized>(
-    model: &mut M,
-    data: &dyn Dataset,
-    batch_size: usize,
-    limit: usize,
-) -> Result<(f64, f64, usize)> {
-    let n = data.len().min(limit);
-    if n == 0 {
-        return Ok((f64::NAN, f64::NAN, 0));
-    }
-    let was_training = model.is_training();
-    model.set_training(false);
-    let indices: Vec<usize> = (0..n).collect();
-    let mut loss_sum = 0.0;
-    let mut correct = 0.0;
-    let result = (|| -> Result<()> {
-        for chunk in indices.chunks(batch_size.max(1)) {
-            let batch = Batch::from_indices(data, chunk)?;
-            let mut cx = Ctx::no_grad();
-            let x = cx.input(batch.images);
-            let logits = model.forward(&mut cx, x)?;
-            let acc = accuracy(cx.value(logits)?, &batch.labels)?;
-            let loss = cross_entropy(
-                &mut cx,
-                logits,
-                &batch.labels,
-                &CrossEntropyOptions::default(),
-            )?;
-            let loss = cx.value(loss)?.item().map_err(gradlab_nn::NnError::from)?;
-            loss_sum += f64::from(loss) * chunk.len() as f64;
-            correct += acc * chunk.len() as f64;
-        }
-        Ok(())
-    })();
-    model.set_training(was_training);
-    result?;
-    Ok((loss_sum / n as f64, correct / n as f64, n))
-}
-
-/// One forward and backward pass at the current parameters.
-struct Pass {
-    cx: Ctx<f32>,
-    grads: GradMap<f32>,
-    /// Gradients of the tapped activations, when asked for.
-    tap_grads: Option<Gradients<f32>>,
-    accuracy: f64,
-}
-
-/// The training loss is the combined deep-supervision loss, which is the
-/// plain cross-entropy for a network without auxiliary heads.
-fn forward_backward<M: Classifier<f32> + ?Sized>(
-    model: &mut M,
-    batch: &Batch,
-    seed: u64,
-    keep_taps: bool,
-) -> Result<Pass> {
-    let mut cx = Ctx::new().with_seed(seed);
-    let x = cx.input(batch.images.clone());
-    let request = OutputRequest {
-        heads: HeadMode::Auto,
-        features: Vec::new(),
-    };
-    let outputs = model.forward_outputs(&mut cx, x, &request)?;
-    let accuracy = accuracy(cx.value(outputs.logits)?, &batch.labels)?;
-    let loss = combined_loss(&mut cx, &outputs, &batch.labels)?.total;
-    let (grads, tap_grads) = if keep_taps {
-        let (g, t) = cx.backward_with_taps(loss)?;
-        (g, Some(t))
-    } else {
-        (cx.backward(loss)?, None)
-    };
-    Ok(Pass {
-        cx,
-        grads,
-        tap_grads,
-        accuracy,
-    })
-}
-
 fn flatten(grads: &GradMap<f32>) -> Vec<f32> {
     grads
         .iter()
@@ -271,7 +120,7 @@ fn fixed_point_gradients<M: Classifier<f32> + ?Sized>(
     for j in 0..k {
         match stream
             .next_batch()
-            .and_then(|b| forward_backward(model, &b, seed ^ j as u64, false))
+            .and_then(|b| forward_backward(model, b.images, &b.labels, seed ^ j as u64, false))
         {
             Ok(pass) => out.push(flatten(&pass.grads)),
             Err(e) => {
@@ -336,7 +185,7 @@ fn design_matrix(data: &dyn Dataset, limit: usize) -> Result<(Array2<f32>, Vec<u
 /// combined loss.
 ///
 /// # Errors
-/// [`DiagError::Model`] when the factory fails; training, data and recording
+/// [`TrainError::Model`] when the factory fails; training, data and recording
 /// errors. A step whose loss or gradients are not finite ends training
 /// early (it is recorded, and the diagnosis says `exploding`).
 pub fn run_diagnosed<M, E>(
@@ -351,7 +200,7 @@ where
     E: std::fmt::Display,
 {
     let build = || {
-        make_model().map_err(|e| DiagError::Model {
+        make_model().map_err(|e| TrainError::Model {
             reason: e.to_string(),
         })
     };
@@ -396,38 +245,41 @@ where
     };
     recorder.history_mut().set_class_prior(&counts);
 
-    let mut opt = optimizer(config)?;
+    let mut trainer = Trainer::new(&config.optimizer, config.seed)?.with_taps(true);
     let mut stream = BatchStream::new(train, config.batch_size, config.seed)?;
     let checks = check_steps(config.steps, config.checks);
     for step in 0..config.steps {
-        let batch = stream.next_batch()?;
-        let seed = config.seed.wrapping_add(step as u64);
-        let pass = forward_backward(&mut model, &batch, seed, true)?;
-        let tap_grads = pass.tap_grads.expect("asked for tap gradients");
-        let record = recorder.record(
-            step,
-            &model,
-            &pass.cx,
-            &pass.grads,
-            &tap_grads,
-            Some(pass.accuracy),
-        )?;
-        let (loss, non_finite) = (record.loss, record.non_finite);
-        let grads = pass.grads;
+        let mut non_finite = false;
+        let out = trainer.step_observed(&mut model, stream.next_batch()?, &mut |model, pass| {
+            let tap_grads = pass
+                .tap_grads
+                .as_ref()
+                .expect("the trainer keeps tap gradients");
+            let record = recorder.record(
+                step,
+                &*model,
+                &pass.cx,
+                &pass.grads,
+                tap_grads,
+                Some(pass.accuracy),
+            )?;
+            non_finite = record.non_finite;
+            if checks.contains(&step) && !non_finite {
+                // At the parameters the step's gradients were taken at.
+                let check = held_out_check(model, train, val, config, step)?;
+                recorder.add_check(check);
+            }
+            Ok(())
+        })?;
         progress(&RunProgress {
             phase: "train",
             step: step + 1,
             total: config.steps,
-            loss,
+            loss: out.loss,
         });
-        if non_finite {
+        if non_finite || out.non_finite.is_some() {
             break;
         }
-        if checks.contains(&step) {
-            let check = held_out_check(&mut model, train, val, config, step)?;
-            recorder.add_check(check);
-        }
-        opt.step(&mut model, &grads)?;
     }
 
     if config.probe {
@@ -449,22 +301,19 @@ where
     if config.shuffle_control {
         let shuffled = ShuffledLabels::new(train, config.seed ^ 0x5eed_5eed);
         let mut control = build()?;
-        let mut opt = optimizer(config)?;
+        let mut trainer = Trainer::new(&config.optimizer, config.seed)?;
         let mut stream = BatchStream::new(&shuffled, config.batch_size, config.seed)?;
         let mut losses = Vec::with_capacity(config.steps);
         for step in 0..config.steps {
-            let batch = stream.next_batch()?;
-            let seed = config.seed.wrapping_add(step as u64);
-            let grads = forward_backward(&mut control, &batch, seed, false)?.grads;
-            let loss = grads.loss().unwrap_or(f64::NAN);
-            losses.push((step, loss));
+            let out = trainer.step(&mut control, stream.next_batch()?)?;
+            losses.push((step, out.loss));
             progress(&RunProgress {
                 phase: "shuffle-control",
                 step: step + 1,
                 total: config.steps,
-                loss,
+                loss: out.loss,
             });
-            if !loss.is_finite() || opt.step(&mut control, &grads).is_err() {
+            if out.non_finite.is_some() {
                 break;
             }
         }
@@ -483,10 +332,8 @@ fn held_out_check<M: Classifier<f32> + ?Sized>(
     config: &RunConfig,
     step: usize,
 ) -> Result<CheckRecord> {
-    let (train_loss, train_accuracy, _) =
-        evaluate(model, train, config.batch_size, config.eval_examples)?;
-    let (val_loss, val_accuracy, val_examples) =
-        evaluate(model, val, config.batch_size, config.eval_examples)?;
+    let on_train = evaluate(model, train, config.batch_size, Some(config.eval_examples))?;
+    let on_val = evaluate(model, val, config.batch_size, Some(config.eval_examples))?;
     let (mut snr, mut train_val_cos) = (None, None);
     if config.snr_batches >= 2 {
         let seed = config.seed ^ (0xc4ec_0000 + step as u64);
@@ -500,11 +347,11 @@ fn held_out_check<M: Classifier<f32> + ?Sized>(
     }
     Ok(CheckRecord {
         step,
-        train_loss,
-        train_accuracy,
-        val_loss: (val_examples > 0).then_some(val_loss),
-        val_accuracy: (val_examples > 0).then_some(val_accuracy),
-        val_examples,
+        train_loss: on_train.loss,
+        train_accuracy: on_train.accuracy,
+        val_loss: (on_val.examples > 0).then_some(on_val.loss),
+        val_accuracy: (on_val.examples > 0).then_some(on_val.accuracy),
+        val_examples: on_val.examples,
         snr,
         train_val_cos,
     })

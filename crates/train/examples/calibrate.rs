@@ -1,6 +1,6 @@
 //! Calibrates the verdict thresholds on the scenario suite.
 //!
-//! Trains every scenario of `gradlab_diag::suite` once per seed, keeps the
+//! Trains every scenario of `gradlab_train::suite` once per seed, keeps the
 //! histories, and re-diagnoses them (no retraining) while each threshold
 //! moves a decade either way. Prints every run's verdict and key
 //! indicators, the confusion matrix, and the accuracy at each setting.
@@ -23,8 +23,8 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use gradlab_diag::suite::{confusion_matrix, Scenario, SuiteRun};
 use gradlab_diag::{diagnose_with, DiagnoseOptions, Thresholds, Verdict};
+use gradlab_train::suite::{confusion_matrix, Scenario, SuiteRun};
 
 /// How a threshold moves a decade.
 #[derive(Clone, Copy)]

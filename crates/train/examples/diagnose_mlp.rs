@@ -2,14 +2,15 @@
 //! a 20-layer sigmoid net on the digits (true vanishing), a 4-layer ReLU net
 //! on the digits (healthy), and the same on pure noise (no signal).
 //!
-//! `cargo run --release -p gradlab-diag --example diagnose_mlp -- sigmoid|relu|noise`
+//! `cargo run --release -p gradlab-train --example diagnose_mlp -- sigmoid|relu|noise`
 
 use gradlab_arch::{ArchError, PlainMlp, PlainMlpConfig};
 use gradlab_data::{
     train_val_split, Dataset, Digits, DigitsConfig, Noise, NoiseConfig, PixelScale,
 };
-use gradlab_diag::*;
+use gradlab_diag::RecorderOptions;
 use gradlab_nn::{ActivationKind, Scope};
+use gradlab_train::{run_diagnosed, OptimizerSpec, RunConfig};
 
 /// `depth` layers of width 64 with PyTorch-default initialisation.
 fn mlp(depth: usize, act: ActivationKind) -> Result<PlainMlp<f32>, ArchError> {
@@ -40,7 +41,7 @@ fn main() {
     };
     let cfg = RunConfig {
         steps: 200,
-        lr: 0.05,
+        optimizer: OptimizerSpec::sgd(0.05),
         shuffle_control: true,
         recorder: RecorderOptions {
             activation: Some(act),

@@ -1,5 +1,5 @@
 //! The scenario suite: small training runs whose right verdict is known by
-//! construction (research note, section 3.1), used to test the decision
+//! construction (docs/diagnostics.md, "The scenario suite"), used to test the decision
 //! procedure and to calibrate its [`Thresholds`].
 //!
 //! Every scenario trains on 8x8 images (synthetic patterns, pure noise or
@@ -31,12 +31,13 @@ use gradlab_data::{
 use gradlab_nn::{ActivationKind, Init, Scope};
 use serde::{Deserialize, Serialize};
 
-use crate::diagnose::{diagnose_with, DiagnoseOptions, Diagnosis};
+use gradlab_diag::{
+    diagnose_with, DiagnoseOptions, Diagnosis, History, RecorderOptions, Thresholds, Verdict,
+};
+
+use crate::diagnosed::{run_diagnosed, DiagnosedRun, RunConfig, RunProgress};
 use crate::error::Result;
-use crate::history::History;
-use crate::recorder::RecorderOptions;
-use crate::run::{run_diagnosed, DiagnosedRun, RunConfig, RunProgress};
-use crate::verdict::{Thresholds, Verdict};
+use crate::optimizer::OptimizerSpec;
 
 /// One scenario of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -165,7 +166,7 @@ fn base_config(seed: u64, activation: ActivationKind) -> RunConfig {
     RunConfig {
         steps: 200,
         batch_size: 32,
-        lr: 0.05,
+        optimizer: OptimizerSpec::sgd(0.05),
         seed,
         checks: 4,
         snr_batches: 8,
@@ -333,7 +334,7 @@ impl Scenario {
                 let (train, val) = clean_patterns(seed)?;
                 let base = base_config(seed, ActivationKind::Relu);
                 let cfg = RunConfig {
-                    lr: base.lr / 1000.0,
+                    optimizer: OptimizerSpec::sgd(base.optimizer.lr / 1000.0),
                     shuffle_control: true,
                     ..base
                 };
@@ -356,7 +357,7 @@ impl Scenario {
                 // BatchNorm running statistics lag the weights so much that in
                 // evaluation mode it scores near chance on its own training data.
                 let cfg = RunConfig {
-                    lr: 0.01,
+                    optimizer: OptimizerSpec::sgd(0.01),
                     ..base_config(seed, ActivationKind::Relu)
                 };
                 let make = || {
@@ -421,6 +422,7 @@ impl SuiteRun {
                 ..DiagnoseOptions::default()
             },
         )
+        .map_err(Into::into)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The scenario suite (ground truth by construction, research note §3.1):
-//! every scenario of `gradlab_diag::suite` with three seeds must get its
+//! every scenario of `gradlab_train::suite` with three seeds must get its
 //! right verdict, vanishing and no-signal are never confused, and the
 //! contrast the library exists for holds: the same over-parameterised
 //! ResNet is `no-signal` on noise and `healthy` on patterns with a flat
@@ -12,8 +12,8 @@
 
 use std::sync::OnceLock;
 
-use gradlab_diag::suite::{confusion_matrix, Scenario, SuiteRun};
 use gradlab_diag::Verdict;
+use gradlab_train::suite::{confusion_matrix, Scenario, SuiteRun};
 
 const SEEDS: [u64; 3] = [0, 1, 2];
 

@@ -3,11 +3,10 @@
 
 use gradlab_arch::{PlainMlp, PlainMlpConfig};
 use gradlab_data::{train_val_split, Patterns, PatternsConfig};
-use gradlab_diag::{
-    diagnose, run_diagnosed, DiagError, DiagnosedRun, Recorder, RecorderOptions, RunConfig,
-};
+use gradlab_diag::{diagnose, DiagError, Recorder, RecorderOptions};
 use gradlab_nn::{ActivationKind, Ctx, GradMap, Module, Scope};
 use gradlab_tensor::Tensor;
+use gradlab_train::{run_diagnosed, DiagnosedRun, RunConfig};
 
 fn tiny_model() -> Result<PlainMlp<f32>, gradlab_arch::ArchError> {
     PlainMlp::new(

@@ -1,0 +1,112 @@
+//! [`TrainError`]: why training could not start or go on.
+
+use gradlab_arch::ArchError;
+use gradlab_autodiff::AutodiffError;
+use gradlab_data::DataError;
+use gradlab_diag::DiagError;
+use gradlab_nn::NnError;
+use gradlab_tensor::TensorError;
+use thiserror::Error;
+
+/// Why a training run, a step or a spec failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A malformed spec or an option out of range: the caller's input, not
+    /// the run, is wrong (a command line exits with code 2 on it).
+    #[error("{0}")]
+    Spec(String),
+    /// The training split cannot fill one batch.
+    #[error("{examples} training examples cannot fill one batch of {batch}")]
+    TooFewExamples {
+        /// Examples in the split.
+        examples: usize,
+        /// The batch size asked for.
+        batch: usize,
+    },
+    /// The loss or a gradient of a step is NaN or infinite; the update was
+    /// not applied.
+    #[error("step {step}: {cause}; training stopped before applying that update")]
+    NonFinite {
+        /// The step (0-based) whose loss or gradient is not finite.
+        step: u64,
+        /// The guard's finding, naming the loss value or the parameter.
+        cause: Box<NnError>,
+    },
+    /// A checkpoint written by another run (other model, data, seed or
+    /// settings) was given to resume.
+    #[error("checkpoint {path} is of another run: {}", differences.join("; "))]
+    CheckpointMismatch {
+        /// The checkpoint as the user gave it.
+        path: String,
+        /// Each differing setting, `key: A in the checkpoint, B now`.
+        differences: Vec<String>,
+    },
+    /// The model factory failed.
+    #[error("building the model failed: {reason}")]
+    Model {
+        /// The factory's message.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path as the user gave it.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A layer, optimizer or checkpoint failure.
+    #[error(transparent)]
+    Nn(Box<NnError>),
+    /// A network failure (bad input shape, unknown point).
+    #[error(transparent)]
+    Arch(Box<ArchError>),
+    /// A dataset failure.
+    #[error(transparent)]
+    Data(Box<DataError>),
+    /// A diagnostics failure.
+    #[error(transparent)]
+    Diag(Box<DiagError>),
+    /// An autodiff failure.
+    #[error(transparent)]
+    Autodiff(#[from] AutodiffError),
+    /// A tensor failure.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+}
+
+impl TrainError {
+    /// A closure that wraps an I/O error with what was done to which file.
+    pub fn io(
+        what: &'static str,
+        path: impl std::fmt::Display,
+    ) -> impl FnOnce(std::io::Error) -> TrainError {
+        let path = path.to_string();
+        move |source| TrainError::Io { what, path, source }
+    }
+}
+
+// Boxed: the library errors are 120 bytes, and every `Result` of the
+// workspace's hot loops would carry that size otherwise.
+macro_rules! boxed_from {
+    ($($variant:ident($t:ty)),*) => {$(
+        impl From<$t> for TrainError {
+            fn from(e: $t) -> Self {
+                TrainError::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+
+boxed_from!(
+    Nn(NnError),
+    Arch(ArchError),
+    Data(DataError),
+    Diag(DiagError)
+);
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

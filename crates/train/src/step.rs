@@ -1,0 +1,266 @@
+//! The training step, written once: forward (auxiliary heads included),
+//! combined loss, backward (with tap gradients when asked), the non-finite
+//! guard, and the optimizer update.
+
+use std::time::Instant;
+
+use gradlab_arch::{combined_loss, Classifier, HeadMode, OutputRequest};
+use gradlab_autodiff::Gradients;
+use gradlab_data::Batch;
+use gradlab_nn::{accuracy, Ctx, GradMap, LrSchedule, NnError, Optimizer};
+use gradlab_tensor::Tensor;
+
+use crate::error::{Result, TrainError};
+use crate::optimizer::OptimizerSpec;
+
+/// The seed of the randomness (dropout masks) of step `step` of a run
+/// seeded `seed`. Multiplying the seed by an odd constant keeps runs of
+/// neighbouring seeds from sharing masks at shifted steps.
+pub fn step_seed(seed: u64, step: u64) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9).wrapping_add(step)
+}
+
+/// One forward and backward pass at the current parameters.
+pub struct Pass {
+    /// The step's graph: tapped activations are read from it.
+    pub cx: Ctx<f32>,
+    /// The gradient of every trainable parameter, with the loss.
+    pub grads: GradMap<f32>,
+    /// The gradients of the tapped activations, when asked for.
+    pub tap_grads: Option<Gradients<f32>>,
+    /// The training loss (the combined loss with auxiliary heads).
+    pub loss: f64,
+    /// Accuracy of the final logits on the batch.
+    pub accuracy: f64,
+    /// Milliseconds of the forward pass and loss.
+    pub forward_ms: f64,
+    /// Milliseconds of the backward pass.
+    pub backward_ms: f64,
+}
+
+/// Runs the model on `images` with every auxiliary head, takes the combined
+/// loss against `labels` and back-propagates it; `seed` seeds dropout.
+///
+/// # Errors
+/// Model, loss and autodiff errors (shapes, label range).
+pub fn forward_backward<M: Classifier<f32> + ?Sized>(
+    model: &mut M,
+    images: Tensor<f32>,
+    labels: &[usize],
+    seed: u64,
+    keep_taps: bool,
+) -> Result<Pass> {
+    let t0 = Instant::now();
+    let mut cx = Ctx::new().with_seed(seed);
+    let x = cx.input(images);
+    let request = OutputRequest {
+        heads: HeadMode::Auto,
+        features: Vec::new(),
+    };
+    let outputs = model.forward_outputs(&mut cx, x, &request)?;
+    let accuracy = accuracy(cx.value(outputs.logits)?, labels)?;
+    let loss = combined_loss(&mut cx, &outputs, labels)?.total;
+    let t1 = Instant::now();
+    let (grads, tap_grads) = if keep_taps {
+        let (g, t) = cx.backward_with_taps(loss)?;
+        (g, Some(t))
+    } else {
+        (cx.backward(loss)?, None)
+    };
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+    Ok(Pass {
+        loss: grads.loss().unwrap_or(f64::NAN),
+        forward_ms: ms(t0, t1),
+        backward_ms: ms(t1, Instant::now()),
+        cx,
+        grads,
+        tap_grads,
+        accuracy,
+    })
+}
+
+/// What one training step did.
+#[derive(Debug)]
+pub struct StepOutput {
+    /// The step's index (0-based; the number of updates before it).
+    pub step: u64,
+    /// Mini-batch training loss (the combined loss with auxiliary heads).
+    pub loss: f64,
+    /// Mini-batch accuracy of the final logits.
+    pub accuracy: f64,
+    /// The learning rate of the update.
+    pub lr: f64,
+    /// Milliseconds of the forward pass and loss.
+    pub forward_ms: f64,
+    /// Milliseconds of the backward pass.
+    pub backward_ms: f64,
+    /// Milliseconds of the update.
+    pub update_ms: f64,
+    /// Set when the loss or a gradient was not finite: the update was not
+    /// applied, and the cause names the loss value or the parameter.
+    pub non_finite: Option<NnError>,
+}
+
+impl StepOutput {
+    /// This output, or [`TrainError::NonFinite`] naming the step and the
+    /// cause when the guard stopped the update.
+    ///
+    /// # Errors
+    /// As said.
+    pub fn finite(mut self) -> Result<StepOutput> {
+        match self.non_finite.take() {
+            Some(cause) => Err(TrainError::NonFinite {
+                step: self.step,
+                cause: Box::new(cause),
+            }),
+            None => Ok(self),
+        }
+    }
+}
+
+/// Trains a model step by step: an optimizer, an optional learning-rate
+/// schedule, the run's seed and the step counter.
+///
+/// ```
+/// use gradlab_arch::{PlainMlp, PlainMlpConfig};
+/// use gradlab_data::{Batch, Dataset, Patterns, PatternsConfig};
+/// use gradlab_nn::{ActivationKind, Scope};
+/// use gradlab_train::{OptimizerSpec, Trainer};
+/// let data = Patterns::new(PatternsConfig { len: 64, height: 8, width: 8, ..Default::default() })?;
+/// let config = PlainMlpConfig::new(64, data.num_classes(), 3, 32, ActivationKind::Relu);
+/// let mut net = PlainMlp::new(&Scope::new(0), &config)?;
+/// let mut trainer = Trainer::new(&OptimizerSpec::sgd(0.1), 0)?;
+/// let batch = Batch::from_indices(&data, &(0..32).collect::<Vec<_>>())?;
+/// let out = trainer.step(&mut net, batch)?.finite()?;
+/// assert!(out.loss.is_finite() && trainer.steps() == 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Trainer {
+    optimizer: Box<dyn Optimizer<f32>>,
+    schedule: Option<Box<dyn LrSchedule>>,
+    seed: u64,
+    step: u64,
+    keep_taps: bool,
+}
+
+impl Trainer {
+    /// A trainer with the optimizer `spec` builds, for a run seeded `seed`.
+    ///
+    /// # Errors
+    /// [`TrainError::Spec`] for settings out of range.
+    pub fn new(spec: &OptimizerSpec, seed: u64) -> Result<Self> {
+        Ok(Trainer::with_optimizer(spec.build()?, seed))
+    }
+
+    /// A trainer with a ready optimizer.
+    pub fn with_optimizer(optimizer: Box<dyn Optimizer<f32>>, seed: u64) -> Self {
+        Trainer {
+            optimizer,
+            schedule: None,
+            seed,
+            step: 0,
+            keep_taps: false,
+        }
+    }
+
+    /// Sets the learning rate of every step from `schedule`.
+    pub fn with_schedule(mut self, schedule: Box<dyn LrSchedule>) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Keeps the gradients of tapped activations for the observer of
+    /// [`Trainer::step_observed`] (diagnostics need them; they cost memory).
+    pub fn with_taps(mut self, keep: bool) -> Self {
+        self.keep_taps = keep;
+        self
+    }
+
+    /// Continues counting from `step` (after loading a checkpoint).
+    pub fn starting_at(mut self, step: u64) -> Self {
+        self.step = step;
+        self
+    }
+
+    /// Updates done so far (the index of the next step).
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The optimizer (for checkpoints).
+    pub fn optimizer(&self) -> &dyn Optimizer<f32> {
+        &*self.optimizer
+    }
+
+    /// The optimizer, mutable (to load its state from a checkpoint).
+    pub fn optimizer_mut(&mut self) -> &mut dyn Optimizer<f32> {
+        &mut *self.optimizer
+    }
+
+    /// One training step on `batch`.
+    ///
+    /// # Errors
+    /// As [`Trainer::step_observed`].
+    pub fn step(&mut self, model: &mut dyn Classifier<f32>, batch: Batch) -> Result<StepOutput> {
+        self.step_observed(model, batch, &mut |_, _| Ok(()))
+    }
+
+    /// One training step on `batch`, calling `observe` after the backward
+    /// pass and before the update (the parameters it sees are those the
+    /// gradients were taken at). The observer may evaluate the model (a
+    /// held-out check) but must leave its parameters and buffers as it
+    /// found them. A non-finite loss or gradient skips the
+    /// update and is reported in [`StepOutput::non_finite`]; the step still
+    /// counts, so a caller that goes on does not reuse the step's seed.
+    ///
+    /// # Errors
+    /// Model, loss and autodiff errors, and the observer's.
+    pub fn step_observed(
+        &mut self,
+        model: &mut dyn Classifier<f32>,
+        batch: Batch,
+        observe: &mut dyn FnMut(&mut dyn Classifier<f32>, &Pass) -> Result<()>,
+    ) -> Result<StepOutput> {
+        let step = self.step;
+        let lr = match &self.schedule {
+            Some(s) => {
+                let lr = s.lr(step);
+                self.optimizer.set_lr(lr);
+                lr
+            }
+            None => self.optimizer.lr(),
+        };
+        let pass = forward_backward(
+            model,
+            batch.images,
+            &batch.labels,
+            step_seed(self.seed, step),
+            self.keep_taps,
+        )?;
+        observe(&mut *model, &pass)?;
+        self.step += 1;
+        let mut out = StepOutput {
+            step,
+            loss: pass.loss,
+            accuracy: pass.accuracy,
+            lr,
+            forward_ms: pass.forward_ms,
+            backward_ms: pass.backward_ms,
+            update_ms: 0.0,
+            non_finite: None,
+        };
+        if let Err(cause) = pass.grads.check_finite(&*model) {
+            out.non_finite = Some(cause);
+            return Ok(out);
+        }
+        let t = Instant::now();
+        self.optimizer.step(model, &pass.grads)?;
+        out.update_ms = t.elapsed().as_secs_f64() * 1e3;
+        Ok(out)
+    }
+}
