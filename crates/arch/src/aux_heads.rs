@@ -3,14 +3,17 @@
 
 use gradlab_autodiff::Var;
 use gradlab_conv::{Conv2dSpec, Pool2dSpec};
-use gradlab_nn::{Ctx, HasParams, Init, Module, Param, Scope};
+use gradlab_nn::{
+    Activation, AvgPool2d, Ctx, Dropout, Flatten, GlobalAvgPool2d, HasParams, Init, LayerInfo,
+    Module, Param, Scope, Sequential,
+};
 use gradlab_tensor::{Element, Tensor};
 
 use crate::classifier::{
     AuxOutput, Classifier, HeadMode, OutputRequest, Outputs, Point, DEFAULT_AUX_WEIGHT,
 };
 use crate::error::{ArchError, Result};
-use crate::layer::{avg_pool, dropout, flatten, gap, relu, Chain, LayerInfo, Units};
+use crate::layer::Units;
 
 /// The shape of an auxiliary head.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,12 +85,12 @@ impl AuxHeadConfig {
 }
 
 /// One attached head.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct AuxHead<T: Element> {
     name: String,
     at: String,
     weight: f64,
-    layers: Chain<T>,
+    layers: Sequential<T>,
 }
 
 /// A classifier with auxiliary heads (deep supervision, Lee et al. 2015;
@@ -132,7 +135,7 @@ struct AuxHead<T: Element> {
 /// opt.step(&mut model, &grads)?;
 /// # Ok::<(), gradlab_arch::ArchError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AuxNet<T: Element, N: Classifier<T>> {
     inner: N,
     heads: Vec<AuxHead<T>>,
@@ -326,15 +329,15 @@ fn build_head<T: Element>(
     shape: &[usize],
     classes: usize,
     u: &Units,
-) -> Result<Chain<T>> {
-    let mut c = Chain::new();
+) -> Result<Sequential<T>> {
+    let mut c = Sequential::new(s);
     match (kind, shape) {
         (HeadKind::Pooled, &[ch, _, _]) => {
-            c.push(gap(&s.pp("pool")));
-            c.push(u.linear(&s.pp("fc"), ch, classes, true)?);
+            c.push(Box::new(GlobalAvgPool2d::new(&s.pp("pool"))));
+            c.push(Box::new(u.linear(&s.pp("fc"), ch, classes, true)?));
         }
         (HeadKind::Pooled, &[f]) => {
-            c.push(u.linear(&s.pp("fc"), f, classes, true)?);
+            c.push(Box::new(u.linear(&s.pp("fc"), f, classes, true)?));
         }
         (
             HeadKind::GoogLeNet {
@@ -348,18 +351,20 @@ fn build_head<T: Element>(
                 let k = 5.min(h).min(w);
                 let pool = Pool2dSpec::new(k).stride(3);
                 let [ph, pw] = pool.output_size(h, w).map_err(gradlab_nn::NnError::from)?;
-                c.push(avg_pool(&s.pp("pool"), pool)?);
-                c.push(u.conv_with_bias(&s.pp("conv"), Conv2dSpec::new(ch, channels, 1))?);
-                c.push(relu(&s.pp("act1")));
-                c.push(flatten(&s.pp("flatten")));
+                c.push(Box::new(AvgPool2d::new(&s.pp("pool"), pool)?));
+                let conv = u.conv_with_bias(&s.pp("conv"), Conv2dSpec::new(ch, channels, 1))?;
+                c.push(Box::new(conv))
+                    .push(Box::new(Activation::relu(&s.pp("act1"))))
+                    .push(Box::new(Flatten::new(&s.pp("flatten"))));
                 channels * ph * pw
             } else {
                 shape.iter().product()
             };
-            c.push(u.linear(&s.pp("fc1"), features, hidden, true)?);
-            c.push(relu(&s.pp("act2")));
-            c.push(dropout(&s.pp("dropout"), p)?);
-            c.push(u.linear(&s.pp("fc"), hidden, classes, true)?);
+            let fc1 = u.linear(&s.pp("fc1"), features, hidden, true)?;
+            c.push(Box::new(fc1))
+                .push(Box::new(Activation::relu(&s.pp("act2"))))
+                .push(Box::new(Dropout::new(&s.pp("dropout"), p)?));
+            c.push(Box::new(u.linear(&s.pp("fc"), hidden, classes, true)?));
         }
         (HeadKind::Pooled, other) => {
             return Err(ArchError::config(
@@ -409,6 +414,14 @@ impl<T: Element, N: Classifier<T>> Module<T> for AuxNet<T, N> {
     fn is_training(&self) -> bool {
         self.inner.is_training()
     }
+
+    /// The inner network's layers, then each head's.
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        self.inner.describe(out);
+        for h in &self.heads {
+            h.layers.describe(out);
+        }
+    }
 }
 
 impl<T: Element, N: Classifier<T>> Classifier<T> for AuxNet<T, N> {
@@ -426,14 +439,6 @@ impl<T: Element, N: Classifier<T>> Classifier<T> for AuxNet<T, N> {
 
     fn points(&self) -> Vec<Point> {
         self.inner.points()
-    }
-
-    fn layers(&self) -> Vec<LayerInfo> {
-        let mut out = self.inner.layers();
-        for h in &self.heads {
-            h.layers.infos(&mut out);
-        }
-        out
     }
 
     fn forward_outputs(

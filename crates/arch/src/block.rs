@@ -10,11 +10,13 @@
 
 use gradlab_autodiff::Var;
 use gradlab_conv::Conv2dSpec;
-use gradlab_nn::{ActivationKind, Ctx, HasParams, Init, Module, Param, Scope};
+use gradlab_nn::{
+    ActivationKind, Ctx, HasParams, Init, LayerInfo, Module, Param, Scope, Sequential,
+};
 use gradlab_tensor::Element;
 
 use crate::error::{ArchError, Result};
-use crate::layer::{Chain, Layer, LayerInfo, Units};
+use crate::layer::Units;
 use crate::shortcut::ShortcutA;
 
 /// What a [`Block`] is.
@@ -104,7 +106,7 @@ impl BlockOptions {
 }
 
 /// The shortcut path of a block.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Path<T: Element> {
     /// Plain: no addition.
     None,
@@ -113,7 +115,7 @@ enum Path<T: Element> {
     /// `out = main(x) + shortcut_a(x)`.
     A(ShortcutA<T>),
     /// `out = main(x) + bn(conv1x1(x))`.
-    Projection(Chain<T>),
+    Projection(Sequential<T>),
 }
 
 /// A block of a network, `pre -> main -> (+ shortcut) -> post`: `pre` is the
@@ -155,7 +157,7 @@ enum Path<T: Element> {
 /// assert_eq!(cx.tapped("stage2.block1"), Some(y));
 /// # Ok::<(), gradlab_arch::ArchError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Block<T: Element = f32> {
     name: String,
     kind: BlockKind,
@@ -163,10 +165,10 @@ pub struct Block<T: Element = f32> {
     out_channels: usize,
     stride: usize,
     preact: bool,
-    pre: Chain<T>,
-    main: Chain<T>,
+    pre: Sequential<T>,
+    main: Sequential<T>,
     shortcut: Path<T>,
-    post: Chain<T>,
+    post: Sequential<T>,
     training: bool,
 }
 
@@ -188,10 +190,10 @@ impl<T: Element> Block<T> {
             out_channels: cout,
             stride,
             preact: false,
-            pre: Chain::new(),
-            main: Chain::new(),
+            pre: Sequential::new(scope),
+            main: Sequential::new(scope),
             shortcut: Path::None,
-            post: Chain::new(),
+            post: Sequential::new(scope),
             training: true,
         }
     }
@@ -210,21 +212,40 @@ impl<T: Element> Block<T> {
             )?),
             Some(ShortcutOption::B) => {
                 let s = scope.pp("shortcut");
-                let mut chain = Chain::new();
+                let mut chain = Sequential::new(&s);
                 let spec =
                     Conv2dSpec::new(self.in_channels, self.out_channels, 1).stride(self.stride);
                 // Post-activation: conv + BN, like the main path's end (a bias
                 // instead of BN without BatchNorm). Pre-activation: the conv
                 // alone, on the already normalised input (He et al. 2016b).
-                chain.push(u.conv(&s.pp("conv"), spec)?);
+                chain.push(Box::new(u.conv(&s.pp("conv"), spec)?));
                 if !self.preact {
-                    if let Some(bn) = u.bn2(&s.pp("bn"), self.out_channels)? {
-                        chain.push(bn);
-                    }
+                    u.bn2(&mut chain, &s.pp("bn"), self.out_channels)?;
                 }
                 Path::Projection(chain)
             }
         };
+        Ok(())
+    }
+
+    /// The pre-activation of a pre-activation block: `bn1 -> act1` on the input.
+    fn pre_activation(&mut self, scope: &Scope, u: &Units) -> Result<()> {
+        u.bn2(&mut self.pre, &scope.pp("bn1"), self.in_channels)?;
+        self.pre.push(Box::new(u.act(&scope.pp("act1"))?));
+        Ok(())
+    }
+
+    /// Appends `bn{i} -> act{i} -> conv{i}` to the main path (pre-activation order).
+    fn bn_act_conv(&mut self, scope: &Scope, u: &Units, i: usize, spec: Conv2dSpec) -> Result<()> {
+        u.bn2(
+            &mut self.main,
+            &scope.pp(format!("bn{i}")),
+            spec.in_channels,
+        )?;
+        self.main
+            .push(Box::new(u.act(&scope.pp(format!("act{i}")))?));
+        self.main
+            .push(Box::new(u.conv(&scope.pp(format!("conv{i}")), spec)?));
         Ok(())
     }
 
@@ -259,22 +280,15 @@ impl<T: Element> Block<T> {
             .padding(1);
         let conv2 = Conv2dSpec::new(out_channels, out_channels, 3).padding(1);
         if options.preact {
-            if let Some(bn) = u.bn2(&scope.pp("bn1"), in_channels)? {
-                b.pre.push(bn);
-            }
-            b.pre.push(u.act(&scope.pp("act1"))?);
-            b.main.push(u.conv(&scope.pp("conv1"), conv1)?);
-            if let Some(bn) = u.bn2(&scope.pp("bn2"), out_channels)? {
-                b.main.push(bn);
-            }
-            b.main.push(u.act(&scope.pp("act2"))?);
-            b.main.push(u.conv(&scope.pp("conv2"), conv2)?);
+            b.pre_activation(scope, &u)?;
+            b.main.push(Box::new(u.conv(&scope.pp("conv1"), conv1)?));
+            b.bn_act_conv(scope, &u, 2, conv2)?;
             b.build_shortcut(scope, options, &u)?;
         } else {
             u.conv_bn_act(&mut b.main, scope, ["conv1", "bn1", "act1"], conv1, true)?;
             u.conv_bn_act(&mut b.main, scope, ["conv2", "bn2", ""], conv2, false)?;
             b.build_shortcut(scope, options, &u)?;
-            b.post.push(u.act(&scope.pp("act2"))?);
+            b.post.push(Box::new(u.act(&scope.pp("act2"))?));
         }
         Ok(b)
     }
@@ -314,25 +328,17 @@ impl<T: Element> Block<T> {
         let conv2 = Conv2dSpec::new(width, width, 3).stride(stride).padding(1);
         let conv3 = Conv2dSpec::new(width, out, 1);
         if options.preact {
-            if let Some(bn) = u.bn2(&scope.pp("bn1"), in_channels)? {
-                b.pre.push(bn);
-            }
-            b.pre.push(u.act(&scope.pp("act1"))?);
-            b.main.push(u.conv(&scope.pp("conv1"), conv1)?);
-            for (i, spec) in [(2, conv2), (3, conv3)] {
-                if let Some(bn) = u.bn2(&scope.pp(format!("bn{i}")), spec.in_channels)? {
-                    b.main.push(bn);
-                }
-                b.main.push(u.act(&scope.pp(format!("act{i}")))?);
-                b.main.push(u.conv(&scope.pp(format!("conv{i}")), spec)?);
-            }
+            b.pre_activation(scope, &u)?;
+            b.main.push(Box::new(u.conv(&scope.pp("conv1"), conv1)?));
+            b.bn_act_conv(scope, &u, 2, conv2)?;
+            b.bn_act_conv(scope, &u, 3, conv3)?;
             b.build_shortcut(scope, options, &u)?;
         } else {
             u.conv_bn_act(&mut b.main, scope, ["conv1", "bn1", "act1"], conv1, true)?;
             u.conv_bn_act(&mut b.main, scope, ["conv2", "bn2", "act2"], conv2, true)?;
             u.conv_bn_act(&mut b.main, scope, ["conv3", "bn3", ""], conv3, false)?;
             b.build_shortcut(scope, options, &u)?;
-            b.post.push(u.act(&scope.pp("act3"))?);
+            b.post.push(Box::new(u.act(&scope.pp("act3"))?));
         }
         Ok(b)
     }
@@ -471,12 +477,10 @@ impl<T: Element> Block<T> {
         u: &Units,
     ) -> Result<Self> {
         let mut b = Self::empty(scope, BlockKind::Layer, in_features, out_features, 1);
-        b.main
-            .push(u.linear(&scope.pp("fc"), in_features, out_features, false)?);
-        if let Some(bn) = u.bn1(&scope.pp("bn"), out_features)? {
-            b.main.push(bn);
-        }
-        b.main.push(u.act(&scope.pp("act"))?);
+        let fc = u.linear(&scope.pp("fc"), in_features, out_features, false)?;
+        b.main.push(Box::new(fc));
+        u.bn1(&mut b.main, &scope.pp("bn"), out_features)?;
+        b.main.push(Box::new(u.act(&scope.pp("act"))?));
         if residual {
             b.shortcut = Path::Identity;
         }
@@ -517,19 +521,8 @@ impl<T: Element> Block<T> {
     /// Its leaf layers, in forward order (pre, main, shortcut, post).
     pub fn layers(&self) -> Vec<LayerInfo> {
         let mut out = Vec::new();
-        self.infos(&mut out);
+        self.describe(&mut out);
         out
-    }
-
-    pub(crate) fn infos(&self, out: &mut Vec<LayerInfo>) {
-        self.pre.infos(out);
-        self.main.infos(out);
-        match &self.shortcut {
-            Path::A(s) => out.push(Layer::ShortcutA(s.clone()).info()),
-            Path::Projection(c) => c.infos(out),
-            Path::None | Path::Identity => {}
-        }
-        self.post.infos(out);
     }
 
     /// Runs the block; an identity shortcut adds `skip` instead of the
@@ -608,5 +601,16 @@ impl<T: Element> Module<T> for Block<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        self.pre.describe(out);
+        self.main.describe(out);
+        match &self.shortcut {
+            Path::A(s) => s.describe(out),
+            Path::Projection(c) => c.describe(out),
+            Path::None | Path::Identity => {}
+        }
+        self.post.describe(out);
     }
 }

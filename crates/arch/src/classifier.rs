@@ -3,11 +3,10 @@
 //! intermediate feature maps), and the combined deep-supervision loss.
 
 use gradlab_autodiff::Var;
-use gradlab_nn::{cross_entropy, CrossEntropyOptions, Ctx, Module};
+use gradlab_nn::{cross_entropy, CrossEntropyOptions, Ctx, LayerInfo, Module};
 use gradlab_tensor::Element;
 
 use crate::error::{ArchError, Result};
-use crate::layer::LayerInfo;
 
 /// The default weight of an auxiliary head's loss, GoogLeNet's 0.3
 /// (Szegedy et al. 2015).
@@ -195,8 +194,12 @@ pub trait Classifier<T: Element = f32>: Module<T> {
     /// The named points (stem, blocks, stages), input to output.
     fn points(&self) -> Vec<Point>;
 
-    /// Every leaf layer, in forward order.
-    fn layers(&self) -> Vec<LayerInfo>;
+    /// Every leaf layer, in forward order: what [`Module::describe`] lists.
+    fn layers(&self) -> Vec<LayerInfo> {
+        let mut out = Vec::new();
+        self.describe(&mut out);
+        out
+    }
 
     /// The full name of the point `name`, given in full or relative to the
     /// network's own prefix.
@@ -300,30 +303,4 @@ impl<T: Element, C: Classifier<T> + ?Sized> Classifier<T> for Box<C> {
     ) -> Result<Outputs> {
         (**self).forward_outputs(cx, x, request)
     }
-}
-
-/// Checks an image input `[N, channels, H, W]` with `H, W >= min`.
-pub(crate) fn check_image(label: &str, shape: &[usize], channels: usize, min: usize) -> Result<()> {
-    let &[_, c, h, w] = shape else {
-        return Err(ArchError::InputShape {
-            network: label.to_string(),
-            expected: format!("[N, {channels}, H, W]"),
-            got: shape.to_vec(),
-        });
-    };
-    if c != channels {
-        return Err(ArchError::InputShape {
-            network: label.to_string(),
-            expected: format!("[N, {channels}, H, W]"),
-            got: shape.to_vec(),
-        });
-    }
-    if h < min || w < min {
-        return Err(ArchError::InputTooSmall {
-            network: label.to_string(),
-            min,
-            got: shape.to_vec(),
-        });
-    }
-    Ok(())
 }

@@ -64,15 +64,24 @@
 //! ```
 //!
 //! ## Layout
-//! One architecture per file: `resnet.rs`, `plain.rs` (MLP and CNN stacks),
-//! `mobilenet.rs`, `aux_heads.rs`; every block kind in `block.rs`; the
-//! option-A shortcut op and layer in `shortcut.rs`; the leaf-layer plumbing
-//! and layer descriptions in `layer.rs`; the [`Classifier`] trait, outputs
-//! and combined loss in `classifier.rs`; summaries in `summary.rs`;
-//! `error.rs`. Tests live in `tests/`, one file per concern.
+//! Every network is one body, written once in `body.rs`: a stem, stages of
+//! [`Block`]s and a head, with the forward pass, taps, points, parameter
+//! visits and the [`Classifier`] methods. The architectures are builders of
+//! it, one per file: `resnet.rs` (and its plain twin), `mobilenet.rs`,
+//! `plain.rs` (MLP and CNN stacks); `aux_heads.rs` wraps any network with
+//! auxiliary heads. Every block kind is in `block.rs`; the option-A shortcut
+//! op and layer in `shortcut.rs`; how leaf layers are built from a
+//! network's options in `layer.rs`; the [`Classifier`] trait, outputs and
+//! combined loss in `classifier.rs`; summaries in `summary.rs`; `error.rs`.
+//! Leaf layers are `gradlab-nn` layers (or [`ShortcutA`]) chained in
+//! [`Sequential`](gradlab_nn::Sequential)s; each describes itself through
+//! [`Module::describe`](gradlab_nn::Module::describe) ([`LayerInfo`],
+//! [`LayerKind`], re-exported from `gradlab-nn`), so a new `gradlab-nn`
+//! layer needs no change here. Tests live in `tests/`, one file per concern.
 
 mod aux_heads;
 mod block;
+mod body;
 mod classifier;
 mod error;
 mod layer;
@@ -89,7 +98,8 @@ pub use classifier::{
     Point, PointKind, DEFAULT_AUX_WEIGHT,
 };
 pub use error::{ArchError, Result};
-pub use layer::{scaled_init, LayerInfo, LayerKind};
+pub use gradlab_nn::{LayerInfo, LayerKind};
+pub use layer::scaled_init;
 pub use mobilenet::{MobileBlock, MobileNet, MobileNetConfig, MobileStage};
 pub use plain::{PlainCnn, PlainCnnConfig, PlainMlp, PlainMlpConfig, StackOptions};
 pub use resnet::{ResNet, ResNetConfig, Stem};

@@ -3,18 +3,14 @@
 //! MobileNetV2-style (inverted residuals, Sandler et al. 2018), with
 //! strides for small images.
 
-use gradlab_autodiff::Var;
 use gradlab_conv::Conv2dSpec;
-use gradlab_nn::{
-    ActivationKind, Ctx, HasParams, Init, Linear, LinearConfig, Module, Param, Scope,
-};
+use gradlab_nn::{ActivationKind, Init, Scope};
 use gradlab_tensor::Element;
 
 use crate::block::{Block, BlockOptions, ShortcutOption};
-use crate::classifier::{check_image, Classifier, Point, PointKind};
+use crate::body::{network_via_body, Body, Input, Stage, MAX_BLOCKS};
 use crate::error::{ArchError, Result};
-use crate::layer::{gap, Chain, Layer, LayerInfo};
-use crate::resnet::{Stage, MAX_BLOCKS};
+use crate::resnet::head_pool_fc;
 
 /// Which block a [`MobileNet`] stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,18 +260,13 @@ impl MobileNetConfig {
 /// assert_eq!(cx.value(y)?.shape(), &[2, 10]);
 /// # Ok::<(), gradlab_arch::ArchError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MobileNet<T: Element = f32> {
-    name: String,
     config: MobileNetConfig,
-    label: String,
-    stem: Chain<T>,
-    stem_name: String,
-    stem_channels: usize,
-    stages: Vec<Stage<T>>,
-    head: Chain<T>,
-    training: bool,
+    body: Body<T>,
 }
+
+network_via_body!(MobileNet);
 
 impl<T: Element> MobileNet<T> {
     /// Builds the network in `scope`.
@@ -294,15 +285,19 @@ impl<T: Element> MobileNet<T> {
             bias_init: Init::TorchDefault,
         };
         let u = options.units();
-        let s = scope.pp("stem");
+        let input = Input::Image {
+            channels: config.in_channels,
+            min_size: config.total_stride(),
+        };
+        let mut body = Body::new(scope, config.label(), config.num_classes, input);
         let c0 = config.scaled(config.stem_channels);
-        let mut stem = Chain::new();
+        body.stem_point = Some(c0);
         let spec = Conv2dSpec::new(config.in_channels, c0, 3)
             .stride(config.stem_stride)
             .padding(1);
-        u.conv_bn_act(&mut stem, &s, ["conv", "bn", "act"], spec, true)?;
+        let names = ["conv", "bn", "act"];
+        u.conv_bn_act(&mut body.stem, &scope.pp("stem"), names, spec, true)?;
         let mut cin = c0;
-        let mut stages = Vec::with_capacity(config.stages.len());
         for (i, st) in config.stages.iter().enumerate() {
             let ss = scope.pp(format!("stage{}", i + 1));
             let cout = config.scaled(st.channels);
@@ -318,30 +313,12 @@ impl<T: Element> MobileNet<T> {
                 });
                 cin = cout;
             }
-            stages.push(Stage {
-                name: ss.prefix().to_string(),
-                blocks,
-            });
+            body.stages.push(Stage::named(&ss, blocks));
         }
-        let h = scope.pp("head");
-        let mut head = Chain::new();
-        head.push(gap(&h.pp("pool")));
-        head.push(Layer::Linear(Linear::new(
-            &h.pp("fc"),
-            cin,
-            config.num_classes,
-            LinearConfig::default(),
-        )?));
+        head_pool_fc(&mut body.head, &scope.pp("head"), cin, config.num_classes)?;
         Ok(MobileNet {
-            name: scope.prefix().to_string(),
             config: config.clone(),
-            label: config.label(),
-            stem,
-            stem_name: s.prefix().to_string(),
-            stem_channels: c0,
-            stages,
-            head,
-            training: true,
+            body,
         })
     }
 
@@ -352,99 +329,6 @@ impl<T: Element> MobileNet<T> {
 
     /// The blocks, input to output.
     pub fn blocks(&self) -> impl Iterator<Item = &Block<T>> {
-        self.stages.iter().flat_map(|s| s.blocks.iter())
-    }
-}
-
-impl<T: Element> HasParams<T> for MobileNet<T> {
-    fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param<T>)) {
-        self.stem.visit_params(f);
-        for b in self.blocks() {
-            b.visit_params(f);
-        }
-        self.head.visit_params(f);
-    }
-
-    fn visit_params_mut<'a>(&'a mut self, f: &mut dyn FnMut(&'a mut Param<T>)) {
-        self.stem.visit_params_mut(f);
-        for s in &mut self.stages {
-            for b in &mut s.blocks {
-                b.visit_params_mut(f);
-            }
-        }
-        self.head.visit_params_mut(f);
-    }
-}
-
-impl<T: Element> Module<T> for MobileNet<T> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> gradlab_nn::Result<Var> {
-        self.check_input(cx.value(x)?.shape())
-            .map_err(ArchError::into_nn)?;
-        let mut h = self.stem.forward(cx, x)?;
-        cx.tap(&self.stem_name, h);
-        for s in &mut self.stages {
-            h = s.forward(cx, h)?;
-        }
-        self.head.forward(cx, h)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.stem.set_training(training);
-        for s in &mut self.stages {
-            for b in &mut s.blocks {
-                b.set_training(training);
-            }
-        }
-        self.head.set_training(training);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
-impl<T: Element> Classifier<T> for MobileNet<T> {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn num_classes(&self) -> usize {
-        self.config.num_classes
-    }
-
-    fn check_input(&self, shape: &[usize]) -> Result<()> {
-        check_image(
-            &self.label,
-            shape,
-            self.config.in_channels,
-            self.config.total_stride(),
-        )
-    }
-
-    fn points(&self) -> Vec<Point> {
-        let mut out = vec![Point {
-            name: self.stem_name.clone(),
-            kind: PointKind::Stem,
-            channels: self.stem_channels,
-        }];
-        for s in &self.stages {
-            s.points(&mut out);
-        }
-        out
-    }
-
-    fn layers(&self) -> Vec<LayerInfo> {
-        let mut out = Vec::new();
-        self.stem.infos(&mut out);
-        for b in self.blocks() {
-            b.infos(&mut out);
-        }
-        self.head.infos(&mut out);
-        out
+        self.body.blocks()
     }
 }

@@ -3,15 +3,13 @@
 //! with or without BatchNorm, optionally with identity shortcuts every `k`
 //! layers.
 
-use gradlab_autodiff::Var;
-use gradlab_nn::{ActivationKind, Ctx, HasParams, Init, Module, Param, Scope};
+use gradlab_nn::{ActivationKind, Flatten, GlobalAvgPool2d, Init, Scope};
 use gradlab_tensor::Element;
 
 use crate::block::Block;
-use crate::classifier::{check_image, Classifier, Point, PointKind};
+use crate::body::{network_via_body, Body, Input, Stage, MAX_BLOCKS};
 use crate::error::{ArchError, Result};
-use crate::layer::{flatten, gap, Chain, LayerInfo, Units};
-use crate::resnet::MAX_BLOCKS;
+use crate::layer::Units;
 
 /// The options shared by [`PlainMlpConfig`] and [`PlainCnnConfig`].
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +54,38 @@ impl Default for StackOptions {
 }
 
 impl StackOptions {
+    /// The defaults with this depth, width and activation.
+    fn shaped(depth: usize, width: usize, activation: ActivationKind) -> Self {
+        StackOptions {
+            depth,
+            width,
+            activation,
+            ..StackOptions::default()
+        }
+    }
+
+    /// Validates the options and the network's input size and class count
+    /// (`fields` names both); returns the network's label, `<network>-<suffix>`.
+    fn checked_label(
+        &self,
+        network: &str,
+        fields: &'static str,
+        input: usize,
+        num_classes: usize,
+    ) -> Result<String> {
+        let label = format!("{network}-{}", self.suffix());
+        self.validate(network)?;
+        if input == 0 || num_classes == 0 {
+            return Err(ArchError::config(
+                label,
+                fields,
+                format!("{input}/{num_classes}"),
+                "must be positive",
+            ));
+        }
+        Ok(label)
+    }
+
     fn validate(&self, network: &str) -> Result<()> {
         if self.depth < 2 || self.depth > MAX_BLOCKS {
             return Err(ArchError::InvalidDepth {
@@ -119,43 +149,33 @@ impl StackOptions {
         }
         s
     }
-}
 
-/// Hidden layers of a plain stack, with their shortcut groups.
-#[derive(Debug, Clone)]
-struct Stack<T: Element> {
-    layers: Vec<Block<T>>,
-    every: Option<usize>,
-}
-
-impl<T: Element> Stack<T> {
-    fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> gradlab_nn::Result<Var> {
-        // outs[i] is the output of hidden layer i (outs[0] unused).
-        let mut outs: Vec<Var> = Vec::with_capacity(self.layers.len() + 1);
-        outs.push(x);
-        let mut h = x;
-        for (idx, layer) in self.layers.iter_mut().enumerate() {
-            let i = idx + 1;
-            let skip = match self.every {
-                Some(k) if layer.has_shortcut() => Some(outs[i - k]),
-                _ => None,
-            };
-            h = layer.forward_skip(cx, h, skip)?;
-            outs.push(h);
+    /// Builds the hidden layers `layer1 .. layer{depth-1}` (each by `layer`,
+    /// from `input` to `width` units or channels) as the body's one stage;
+    /// returns the width they end with.
+    fn build_stack<T: Element>(
+        &self,
+        body: &mut Body<T>,
+        scope: &Scope,
+        input: usize,
+        layer: LayerBuilder<T>,
+    ) -> Result<usize> {
+        let u = self.units();
+        let mut layers = Vec::with_capacity(self.depth - 1);
+        let mut fin = input;
+        for i in 1..self.depth {
+            let s = scope.pp(format!("layer{i}"));
+            layers.push(layer(&s, fin, self.width, self.residual_at(i), &u)?);
+            fin = self.width;
         }
-        Ok(h)
-    }
-
-    fn points(&self, out: &mut Vec<Point>) {
-        for b in &self.layers {
-            out.push(Point {
-                name: b.name().to_string(),
-                kind: PointKind::Block,
-                channels: b.out_channels(),
-            });
-        }
+        body.stages.push(Stage::stack(layers, self.shortcut_every));
+        Ok(fin)
     }
 }
+
+/// `Block::linear_layer` or `Block::conv_layer`: one hidden layer from
+/// its scope, input and output width, and whether it ends a shortcut.
+type LayerBuilder<T> = fn(&Scope, usize, usize, bool, &Units) -> Result<Block<T>>;
 
 /// The configuration of a [`PlainMlp`].
 #[derive(Debug, Clone, PartialEq)]
@@ -181,201 +201,8 @@ impl PlainMlpConfig {
         PlainMlpConfig {
             in_features,
             num_classes,
-            stack: StackOptions {
-                depth,
-                width,
-                activation,
-                ..StackOptions::default()
-            },
+            stack: StackOptions::shaped(depth, width, activation),
         }
-    }
-}
-
-/// A deep fully connected stack (the Glorot & Bengio 2010 setting): `depth`
-/// linear layers, every hidden one followed by optional BN and the activation.
-///
-/// ```text
-/// input [N, F] or [N, C, H, W] -> flatten (images only)      [N, F]
-/// layer1: fc (F -> width) -> [bn] -> act                   tap "layer1"
-/// layer2 .. layer{depth-1}: fc (width -> width) -> [bn] -> act  [+ h_{i-k}]
-/// head.fc (width -> K)                                        logits [N, K]
-/// ```
-///
-/// Taps: `flatten` (image inputs), then per hidden layer `layerI.fc`,
-/// `layerI.bn`, `layerI.act` and the layer output `layerI` (after the
-/// shortcut addition, when there is one), then `head.fc`. Points: the
-/// `layerI`, as [`PointKind::Block`]. Depth indices: `layer1.fc` 0,
-/// `layer1.bn` 1 (with BN), ..., `head.fc` last.
-///
-/// # Examples
-/// ```
-/// use gradlab_arch::{Classifier, PlainMlp, PlainMlpConfig};
-/// use gradlab_nn::{ActivationKind, Ctx, HasParams, Module, Scope};
-/// use gradlab_tensor::Tensor;
-/// let cfg = PlainMlpConfig::new(64, 10, 20, 32, ActivationKind::Sigmoid);
-/// let mut mlp = PlainMlp::<f32>::new(&Scope::new(0), &cfg)?;
-/// assert_eq!(mlp.block_names().len(), 19);
-/// let mut cx = Ctx::new();
-/// let x = cx.input(Tensor::ones(&[2, 1, 8, 8])); // images are flattened
-/// let y = mlp.forward(&mut cx, x)?;
-/// assert_eq!(cx.value(y)?.shape(), &[2, 10]);
-/// # Ok::<(), gradlab_arch::ArchError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct PlainMlp<T: Element = f32> {
-    name: String,
-    config: PlainMlpConfig,
-    label: String,
-    flatten: Chain<T>,
-    stack: Stack<T>,
-    head: Chain<T>,
-    training: bool,
-}
-
-impl<T: Element> PlainMlp<T> {
-    /// Builds the MLP in `scope`.
-    ///
-    /// # Errors
-    /// [`ArchError::InvalidDepth`] for `depth < 2`; [`ArchError::InvalidConfig`]
-    /// for a zero width, input or class count, a bad gain or `shortcut_every = 0`.
-    pub fn new(scope: &Scope, config: &PlainMlpConfig) -> Result<Self> {
-        let o = &config.stack;
-        let label = format!("plain-mlp-{}", o.suffix());
-        o.validate("plain-mlp")?;
-        if config.in_features == 0 || config.num_classes == 0 {
-            return Err(ArchError::config(
-                label,
-                "in_features/num_classes",
-                format!("{}/{}", config.in_features, config.num_classes),
-                "must be positive",
-            ));
-        }
-        let u = o.units();
-        let mut fl = Chain::new();
-        fl.push(flatten(&scope.pp("flatten")));
-        let mut layers = Vec::with_capacity(o.depth - 1);
-        let mut fin = config.in_features;
-        for i in 1..o.depth {
-            layers.push(Block::linear_layer(
-                &scope.pp(format!("layer{i}")),
-                fin,
-                o.width,
-                o.residual_at(i),
-                &u,
-            )?);
-            fin = o.width;
-        }
-        let mut head = Chain::new();
-        head.push(u.linear(&scope.pp("head").pp("fc"), fin, config.num_classes, true)?);
-        Ok(PlainMlp {
-            name: scope.prefix().to_string(),
-            config: config.clone(),
-            label,
-            flatten: fl,
-            stack: Stack {
-                layers,
-                every: o.shortcut_every,
-            },
-            head,
-            training: true,
-        })
-    }
-
-    /// The configuration it was built from.
-    pub fn config(&self) -> &PlainMlpConfig {
-        &self.config
-    }
-}
-
-impl<T: Element> HasParams<T> for PlainMlp<T> {
-    fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param<T>)) {
-        for b in &self.stack.layers {
-            b.visit_params(f);
-        }
-        self.head.visit_params(f);
-    }
-
-    fn visit_params_mut<'a>(&'a mut self, f: &mut dyn FnMut(&'a mut Param<T>)) {
-        for b in &mut self.stack.layers {
-            b.visit_params_mut(f);
-        }
-        self.head.visit_params_mut(f);
-    }
-}
-
-impl<T: Element> Module<T> for PlainMlp<T> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> gradlab_nn::Result<Var> {
-        let rank = cx.value(x)?.rank();
-        self.check_input(cx.value(x)?.shape())
-            .map_err(ArchError::into_nn)?;
-        let x = if rank == 2 {
-            x
-        } else {
-            self.flatten.forward(cx, x)?
-        };
-        let h = self.stack.forward(cx, x)?;
-        self.head.forward(cx, h)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        for b in &mut self.stack.layers {
-            b.set_training(training);
-        }
-        self.head.set_training(training);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
-impl<T: Element> Classifier<T> for PlainMlp<T> {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn num_classes(&self) -> usize {
-        self.config.num_classes
-    }
-
-    fn check_input(&self, shape: &[usize]) -> Result<()> {
-        let f = self.config.in_features;
-        let features = match shape {
-            [_, f] => Some(*f),
-            [_, rest @ ..] if !rest.is_empty() => {
-                rest.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
-            }
-            _ => None,
-        };
-        if features != Some(f) {
-            return Err(ArchError::InputShape {
-                network: self.label.clone(),
-                expected: format!("[N, {f}] or an image [N, C, H, W] with C*H*W = {f}"),
-                got: shape.to_vec(),
-            });
-        }
-        Ok(())
-    }
-
-    fn points(&self) -> Vec<Point> {
-        let mut out = Vec::new();
-        self.stack.points(&mut out);
-        out
-    }
-
-    fn layers(&self) -> Vec<LayerInfo> {
-        let mut out = Vec::new();
-        self.flatten.infos(&mut out);
-        for b in &self.stack.layers {
-            b.infos(&mut out);
-        }
-        self.head.infos(&mut out);
-        out
     }
 }
 
@@ -404,13 +231,80 @@ impl PlainCnnConfig {
         PlainCnnConfig {
             in_channels,
             num_classes,
-            stack: StackOptions {
-                depth,
-                width,
-                activation,
-                ..StackOptions::default()
-            },
+            stack: StackOptions::shaped(depth, width, activation),
         }
+    }
+}
+
+/// A deep fully connected stack (the Glorot & Bengio 2010 setting): `depth`
+/// linear layers, every hidden one followed by optional BN and the activation.
+///
+/// ```text
+/// input [N, F] or [N, C, H, W] -> flatten (images only)      [N, F]
+/// layer1: fc (F -> width) -> [bn] -> act                   tap "layer1"
+/// layer2 .. layer{depth-1}: fc (width -> width) -> [bn] -> act  [+ h_{i-k}]
+/// head.fc (width -> K)                                        logits [N, K]
+/// ```
+///
+/// Taps: `flatten` (image inputs), then per hidden layer `layerI.fc`,
+/// `layerI.bn`, `layerI.act` and the layer output `layerI` (after the
+/// shortcut addition, when there is one), then `head.fc`. Points: the
+/// `layerI`, as [`PointKind::Block`](crate::PointKind::Block). Depth indices: `layer1.fc` 0,
+/// `layer1.bn` 1 (with BN), ..., `head.fc` last.
+///
+/// # Examples
+/// ```
+/// use gradlab_arch::{Classifier, PlainMlp, PlainMlpConfig};
+/// use gradlab_nn::{ActivationKind, Ctx, HasParams, Module, Scope};
+/// use gradlab_tensor::Tensor;
+/// let cfg = PlainMlpConfig::new(64, 10, 20, 32, ActivationKind::Sigmoid);
+/// let mut mlp = PlainMlp::<f32>::new(&Scope::new(0), &cfg)?;
+/// assert_eq!(mlp.block_names().len(), 19);
+/// let mut cx = Ctx::new();
+/// let x = cx.input(Tensor::ones(&[2, 1, 8, 8])); // images are flattened
+/// let y = mlp.forward(&mut cx, x)?;
+/// assert_eq!(cx.value(y)?.shape(), &[2, 10]);
+/// # Ok::<(), gradlab_arch::ArchError>(())
+/// ```
+#[derive(Debug)]
+pub struct PlainMlp<T: Element = f32> {
+    config: PlainMlpConfig,
+    body: Body<T>,
+}
+
+network_via_body!(PlainMlp);
+
+impl<T: Element> PlainMlp<T> {
+    /// Builds the MLP in `scope`.
+    ///
+    /// # Errors
+    /// [`ArchError::InvalidDepth`] for `depth < 2`; [`ArchError::InvalidConfig`]
+    /// for a zero width, input or class count, a bad gain or `shortcut_every = 0`.
+    pub fn new(scope: &Scope, config: &PlainMlpConfig) -> Result<Self> {
+        let o = &config.stack;
+        let label = o.checked_label(
+            "plain-mlp",
+            "in_features/num_classes",
+            config.in_features,
+            config.num_classes,
+        )?;
+        let input = Input::Features(config.in_features);
+        let mut body = Body::new(scope, label, config.num_classes, input);
+        body.stem.push(Box::new(Flatten::new(&scope.pp("flatten"))));
+        let fin = o.build_stack(&mut body, scope, config.in_features, Block::linear_layer)?;
+        let fc = o
+            .units()
+            .linear(&scope.pp("head").pp("fc"), fin, config.num_classes, true)?;
+        body.head.push(Box::new(fc));
+        Ok(PlainMlp {
+            config: config.clone(),
+            body,
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &PlainMlpConfig {
+        &self.config
     }
 }
 
@@ -443,15 +337,13 @@ impl PlainCnnConfig {
 /// assert_eq!(cx.value(y)?.shape(), &[2, 10]);
 /// # Ok::<(), gradlab_arch::ArchError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PlainCnn<T: Element = f32> {
-    name: String,
     config: PlainCnnConfig,
-    label: String,
-    stack: Stack<T>,
-    head: Chain<T>,
-    training: bool,
+    body: Body<T>,
 }
+
+network_via_body!(PlainCnn);
 
 impl<T: Element> PlainCnn<T> {
     /// Builds the CNN in `scope`.
@@ -460,118 +352,33 @@ impl<T: Element> PlainCnn<T> {
     /// As [`PlainMlp::new`].
     pub fn new(scope: &Scope, config: &PlainCnnConfig) -> Result<Self> {
         let o = &config.stack;
-        let label = format!("plain-cnn-{}", o.suffix());
-        o.validate("plain-cnn")?;
-        if config.in_channels == 0 || config.num_classes == 0 {
-            return Err(ArchError::config(
-                label,
-                "in_channels/num_classes",
-                format!("{}/{}", config.in_channels, config.num_classes),
-                "must be positive",
-            ));
-        }
-        let u = o.units();
-        let mut layers = Vec::with_capacity(o.depth - 1);
-        let mut cin = config.in_channels;
-        for i in 1..o.depth {
-            layers.push(Block::conv_layer(
-                &scope.pp(format!("layer{i}")),
-                cin,
-                o.width,
-                o.residual_at(i),
-                &u,
-            )?);
-            cin = o.width;
-        }
+        let label = o.checked_label(
+            "plain-cnn",
+            "in_channels/num_classes",
+            config.in_channels,
+            config.num_classes,
+        )?;
+        let input = Input::Image {
+            channels: config.in_channels,
+            min_size: 1,
+        };
+        let mut body = Body::new(scope, label, config.num_classes, input);
+        let cin = o.build_stack(&mut body, scope, config.in_channels, Block::conv_layer)?;
         let h = scope.pp("head");
-        let mut head = Chain::new();
-        head.push(gap(&h.pp("pool")));
-        head.push(u.linear(&h.pp("fc"), cin, config.num_classes, true)?);
+        body.head
+            .push(Box::new(GlobalAvgPool2d::new(&h.pp("pool"))));
+        let fc = o
+            .units()
+            .linear(&h.pp("fc"), cin, config.num_classes, true)?;
+        body.head.push(Box::new(fc));
         Ok(PlainCnn {
-            name: scope.prefix().to_string(),
             config: config.clone(),
-            label,
-            stack: Stack {
-                layers,
-                every: o.shortcut_every,
-            },
-            head,
-            training: true,
+            body,
         })
     }
 
     /// The configuration it was built from.
     pub fn config(&self) -> &PlainCnnConfig {
         &self.config
-    }
-}
-
-impl<T: Element> HasParams<T> for PlainCnn<T> {
-    fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param<T>)) {
-        for b in &self.stack.layers {
-            b.visit_params(f);
-        }
-        self.head.visit_params(f);
-    }
-
-    fn visit_params_mut<'a>(&'a mut self, f: &mut dyn FnMut(&'a mut Param<T>)) {
-        for b in &mut self.stack.layers {
-            b.visit_params_mut(f);
-        }
-        self.head.visit_params_mut(f);
-    }
-}
-
-impl<T: Element> Module<T> for PlainCnn<T> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> gradlab_nn::Result<Var> {
-        self.check_input(cx.value(x)?.shape())
-            .map_err(ArchError::into_nn)?;
-        let h = self.stack.forward(cx, x)?;
-        self.head.forward(cx, h)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        for b in &mut self.stack.layers {
-            b.set_training(training);
-        }
-        self.head.set_training(training);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
-impl<T: Element> Classifier<T> for PlainCnn<T> {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn num_classes(&self) -> usize {
-        self.config.num_classes
-    }
-
-    fn check_input(&self, shape: &[usize]) -> Result<()> {
-        check_image(&self.label, shape, self.config.in_channels, 1)
-    }
-
-    fn points(&self) -> Vec<Point> {
-        let mut out = Vec::new();
-        self.stack.points(&mut out);
-        out
-    }
-
-    fn layers(&self) -> Vec<LayerInfo> {
-        let mut out = Vec::new();
-        for b in &self.stack.layers {
-            b.infos(&mut out);
-        }
-        self.head.infos(&mut out);
-        out
     }
 }

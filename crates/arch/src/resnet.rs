@@ -3,21 +3,15 @@
 //! version `9n + 2`, the ImageNet family (18, 34, 50, 101, 152), and any
 //! stem, widths and blocks per stage in between.
 
-use gradlab_autodiff::Var;
 use gradlab_conv::{Conv2dSpec, Pool2dSpec};
 use gradlab_nn::{
-    ActivationKind, Ctx, HasParams, Init, Linear, LinearConfig, Module, Param, Scope,
+    ActivationKind, GlobalAvgPool2d, Init, Linear, LinearConfig, MaxPool2d, Scope, Sequential,
 };
 use gradlab_tensor::Element;
 
 use crate::block::{Block, BlockKind, BlockOptions, ShortcutOption};
-use crate::classifier::{check_image, Classifier, Point, PointKind};
+use crate::body::{network_via_body, Body, Input, Stage, MAX_BLOCKS};
 use crate::error::{ArchError, Result};
-use crate::layer::{gap, max_pool, Chain, Layer, LayerInfo};
-
-/// The most blocks (or hidden layers) a network may have: far beyond any
-/// trainable depth, it keeps absurd configurations from exhausting memory.
-pub(crate) const MAX_BLOCKS: usize = 10_000;
 
 /// The layers before the first stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -371,41 +365,6 @@ impl ResNetConfig {
     }
 }
 
-/// A stage: blocks at one resolution, tapped under its name after the last.
-#[derive(Debug, Clone)]
-pub(crate) struct Stage<T: Element> {
-    pub(crate) name: String,
-    pub(crate) blocks: Vec<Block<T>>,
-}
-
-impl<T: Element> Stage<T> {
-    pub(crate) fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> gradlab_nn::Result<Var> {
-        let mut h = x;
-        for b in &mut self.blocks {
-            h = b.forward(cx, h)?;
-        }
-        cx.tap(&self.name, h);
-        Ok(h)
-    }
-
-    pub(crate) fn points(&self, out: &mut Vec<Point>) {
-        for b in &self.blocks {
-            out.push(Point {
-                name: b.name().to_string(),
-                kind: PointKind::Block,
-                channels: b.out_channels(),
-            });
-        }
-        if let Some(last) = self.blocks.last() {
-            out.push(Point {
-                name: self.name.clone(),
-                kind: PointKind::Stage,
-                channels: last.out_channels(),
-            });
-        }
-    }
-}
-
 /// A residual network (He et al. 2016) or its plain twin.
 ///
 /// Layout and names (CIFAR ResNet-20 shown; `stageS.blockB` are 1-based):
@@ -449,17 +408,13 @@ impl<T: Element> Stage<T> {
 /// opt.step(&mut net, &grads)?;
 /// # Ok::<(), gradlab_arch::ArchError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ResNet<T: Element = f32> {
-    name: String,
     config: ResNetConfig,
-    label: String,
-    stem: Chain<T>,
-    stem_name: String,
-    stages: Vec<Stage<T>>,
-    head: Chain<T>,
-    training: bool,
+    body: Body<T>,
 }
+
+network_via_body!(ResNet);
 
 impl<T: Element> ResNet<T> {
     /// Builds the network in `scope` (usually a root [`Scope::new`]`(seed)`).
@@ -479,30 +434,33 @@ impl<T: Element> ResNet<T> {
             bias_init: Init::TorchDefault,
         };
         let u = options.units();
+        let input = Input::Image {
+            channels: config.in_channels,
+            min_size: config.total_stride(),
+        };
+        let mut body = Body::new(scope, config.label(), config.num_classes, input);
         let s = scope.pp("stem");
-        let mut stem = Chain::new();
         let c0 = config.stem.channels();
+        body.stem_point = Some(c0);
+        let stem = &mut body.stem;
         match config.stem {
             Stem::Small { .. } => {
                 let spec = Conv2dSpec::new(config.in_channels, c0, 3).padding(1);
                 if config.preact {
-                    stem.push(u.conv(&s.pp("conv"), spec)?);
+                    stem.push(Box::new(u.conv(&s.pp("conv"), spec)?));
                 } else {
-                    u.conv_bn_act(&mut stem, &s, ["conv", "bn", "act"], spec, true)?;
+                    u.conv_bn_act(stem, &s, ["conv", "bn", "act"], spec, true)?;
                 }
             }
             Stem::ImageNet { .. } => {
                 let spec = Conv2dSpec::new(config.in_channels, c0, 7)
                     .stride(2)
                     .padding(3);
-                u.conv_bn_act(&mut stem, &s, ["conv", "bn", "act"], spec, true)?;
-                stem.push(max_pool(
-                    &s.pp("pool"),
-                    Pool2dSpec::new(3).stride(2).padding(1),
-                )?);
+                u.conv_bn_act(stem, &s, ["conv", "bn", "act"], spec, true)?;
+                let pool = Pool2dSpec::new(3).stride(2).padding(1);
+                stem.push(Box::new(MaxPool2d::new(&s.pp("pool"), pool)?));
             }
         }
-        let mut stages = Vec::with_capacity(config.widths.len());
         let mut cin = c0;
         for (i, (&width, &n)) in config.widths.iter().zip(&config.blocks).enumerate() {
             let ss = scope.pp(format!("stage{}", i + 1));
@@ -519,35 +477,18 @@ impl<T: Element> ResNet<T> {
                 cin = b.out_channels();
                 blocks.push(b);
             }
-            stages.push(Stage {
-                name: ss.prefix().to_string(),
-                blocks,
-            });
+            body.stages.push(Stage::named(&ss, blocks));
         }
         let h = scope.pp("head");
-        let mut head = Chain::new();
+        let head = &mut body.head;
         if config.preact {
-            if let Some(bn) = u.bn2(&h.pp("bn"), cin)? {
-                head.push(bn);
-            }
-            head.push(u.act(&h.pp("act"))?);
+            u.bn2(head, &h.pp("bn"), cin)?;
+            head.push(Box::new(u.act(&h.pp("act"))?));
         }
-        head.push(gap(&h.pp("pool")));
-        head.push(Layer::Linear(Linear::new(
-            &h.pp("fc"),
-            cin,
-            config.num_classes,
-            LinearConfig::default(),
-        )?));
+        head_pool_fc(head, &h, cin, config.num_classes)?;
         Ok(ResNet {
-            name: scope.prefix().to_string(),
             config: config.clone(),
-            label: config.label(),
-            stem,
-            stem_name: s.prefix().to_string(),
-            stages,
-            head,
-            training: true,
+            body,
         })
     }
 
@@ -558,99 +499,21 @@ impl<T: Element> ResNet<T> {
 
     /// The blocks, input to output.
     pub fn blocks(&self) -> impl Iterator<Item = &Block<T>> {
-        self.stages.iter().flat_map(|s| s.blocks.iter())
+        self.body.blocks()
     }
 }
 
-impl<T: Element> HasParams<T> for ResNet<T> {
-    fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param<T>)) {
-        self.stem.visit_params(f);
-        for b in self.blocks() {
-            b.visit_params(f);
-        }
-        self.head.visit_params(f);
-    }
-
-    fn visit_params_mut<'a>(&'a mut self, f: &mut dyn FnMut(&'a mut Param<T>)) {
-        self.stem.visit_params_mut(f);
-        for s in &mut self.stages {
-            for b in &mut s.blocks {
-                b.visit_params_mut(f);
-            }
-        }
-        self.head.visit_params_mut(f);
-    }
-}
-
-impl<T: Element> Module<T> for ResNet<T> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> gradlab_nn::Result<Var> {
-        self.check_input(cx.value(x)?.shape())
-            .map_err(ArchError::into_nn)?;
-        let mut h = self.stem.forward(cx, x)?;
-        cx.tap(&self.stem_name, h);
-        for s in &mut self.stages {
-            h = s.forward(cx, h)?;
-        }
-        self.head.forward(cx, h)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.stem.set_training(training);
-        for s in &mut self.stages {
-            for b in &mut s.blocks {
-                b.set_training(training);
-            }
-        }
-        self.head.set_training(training);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
-impl<T: Element> Classifier<T> for ResNet<T> {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn num_classes(&self) -> usize {
-        self.config.num_classes
-    }
-
-    fn check_input(&self, shape: &[usize]) -> Result<()> {
-        check_image(
-            &self.label,
-            shape,
-            self.config.in_channels,
-            self.config.total_stride(),
-        )
-    }
-
-    fn points(&self) -> Vec<Point> {
-        let mut out = vec![Point {
-            name: self.stem_name.clone(),
-            kind: PointKind::Stem,
-            channels: self.config.stem.channels(),
-        }];
-        for s in &self.stages {
-            s.points(&mut out);
-        }
-        out
-    }
-
-    fn layers(&self) -> Vec<LayerInfo> {
-        let mut out = Vec::new();
-        self.stem.infos(&mut out);
-        for b in self.blocks() {
-            b.infos(&mut out);
-        }
-        self.head.infos(&mut out);
-        out
-    }
+/// Appends the classifier head of the staged networks: global average
+/// pooling and a linear layer (PyTorch's default initialisation, whatever
+/// the body's) from `channels` to `classes`, named `<h>.pool`, `<h>.fc`.
+pub(crate) fn head_pool_fc<T: Element>(
+    head: &mut Sequential<T>,
+    h: &Scope,
+    channels: usize,
+    classes: usize,
+) -> Result<()> {
+    head.push(Box::new(GlobalAvgPool2d::new(&h.pp("pool"))));
+    let fc = Linear::new(&h.pp("fc"), channels, classes, LinearConfig::default())?;
+    head.push(Box::new(fc));
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! ([`ShortcutAOp`]) and a layer ([`ShortcutA`]).
 
 use gradlab_autodiff::{expect_arity, AutodiffError, Op, Result as AdResult, Var};
-use gradlab_nn::{Ctx, HasParams, Module, NnError, Param, Scope};
+use gradlab_nn::{Ctx, HasParams, LayerInfo, LayerKind, Module, NnError, Param, Scope};
 use gradlab_tensor::{Element, Tensor};
 
 /// Subsampling plus channel zero-padding, the shortcut of He et al. 2016,
@@ -245,5 +245,14 @@ impl<T: Element> Module<T> for ShortcutA<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        let kind = LayerKind::ShortcutA {
+            in_channels: self.in_channels,
+            out_channels: self.op.out_channels,
+            stride: self.op.stride,
+        };
+        out.push(LayerInfo::leaf(self, kind));
     }
 }

@@ -3,12 +3,11 @@
 
 use std::fmt;
 
-use gradlab_nn::Ctx;
+use gradlab_nn::{Ctx, LayerKind};
 use gradlab_tensor::{Element, Tensor};
 
 use crate::classifier::{Classifier, HeadMode, OutputRequest};
 use crate::error::Result;
-use crate::layer::LayerKind;
 
 /// One row of a [`Summary`]: a leaf layer.
 #[derive(Debug, Clone, PartialEq)]

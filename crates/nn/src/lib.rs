@@ -17,8 +17,10 @@
 //!   checkpoints and diagnostics share: visit every `&Param` / `&mut Param`
 //!   in a fixed, input-to-output order.
 //! - [`Module`] adds `forward(&mut self, &mut Ctx, Var) -> Result<Var>`
-//!   (mutable so BatchNorm updates its running statistics in training) and
-//!   a train/eval mode.
+//!   (mutable so BatchNorm updates its running statistics in training),
+//!   a train/eval mode, and [`Module::describe`]: the leaf layers as
+//!   [`LayerInfo`] (name, [`LayerKind`], parameters), so summaries need not
+//!   know the concrete layer types.
 //! - A [`Ctx`] is one step: the autodiff graph, the leaf bound to each
 //!   parameter used (by name), the activations each layer taps under its
 //!   name, and a seed stream for dropout. [`Ctx::backward`] returns a
@@ -60,7 +62,8 @@
 //! One layer per snake_case file under `layers/`, its autodiff `Op` (forward
 //! and vector-Jacobian product) beside it; kernels stay in `gradlab-conv`,
 //! and the ops here only wire them. Model plumbing: `param.rs` (Param, Role,
-//! Scope), `module.rs` (HasParams, Module), `ctx.rs` (Ctx), `grads.rs`
+//! Scope), `module.rs` (HasParams, Module), `layer_info.rs` (LayerInfo,
+//! LayerKind: what `Module::describe` reports), `ctx.rs` (Ctx), `grads.rs`
 //! (GradMap, clipping, the non-finite guard), `init.rs`, `loss.rs`,
 //! `gradcheck.rs` (whole-module gradient checks).
 //! Training: `optim/` (one optimizer per file, `schedule.rs`), and
@@ -72,6 +75,7 @@ mod error;
 mod gradcheck;
 mod grads;
 mod init;
+mod layer_info;
 mod layers;
 mod loss;
 mod module;
@@ -87,6 +91,7 @@ pub use error::{NnError, Result};
 pub use gradcheck::gradcheck_module;
 pub use grads::{clip_grad_norm, GradMap};
 pub use init::{FanMode, Fans, Init, Nonlinearity};
+pub use layer_info::{LayerInfo, LayerKind};
 pub use layers::{
     Activation, ActivationKind, AvgPool2d, AvgPool2dOp, BatchNorm, BatchNorm1d, BatchNorm2d,
     BatchNormConfig, BatchNormEvalOp, BatchNormTrainOp, BatchStats, Conv2d, Conv2dConfig, Conv2dOp,

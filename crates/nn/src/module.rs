@@ -1,6 +1,6 @@
 //! The two traits every model implements: [`HasParams`] (the narrow view that
 //! optimizers, checkpoints and diagnostics share) and [`Module`] (forward
-//! pass and train/eval mode).
+//! pass, train/eval mode and a description of its leaf layers).
 
 use std::collections::HashSet;
 
@@ -9,6 +9,7 @@ use gradlab_tensor::Element;
 
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::param::Param;
 
 /// Anything that owns named parameters: visited in a fixed order, input to
@@ -85,7 +86,10 @@ pub trait HasParams<T: Element = f32> {
 ///   activations and their gradients can be read after backward without
 ///   changing the model (containers that only chain children do not tap);
 /// - `forward` takes `&mut self` so that layers may update state in
-///   training mode (BatchNorm's running statistics).
+///   training mode (BatchNorm's running statistics);
+/// - `describe` lists the leaf layers in forward order (a leaf itself,
+///   a container its children's), so summaries and diagnostics need not
+///   know the concrete types.
 pub trait Module<T: Element = f32>: HasParams<T> + Send {
     /// The module's dotted name (its scope's prefix), under which it taps its output.
     fn name(&self) -> &str;
@@ -103,6 +107,36 @@ pub trait Module<T: Element = f32>: HasParams<T> + Send {
 
     /// Whether the module is in training mode.
     fn is_training(&self) -> bool;
+
+    /// Appends a [`LayerInfo`] for each leaf layer to `out`, in forward
+    /// order: a layer describes itself (name, [`LayerKind`], trainable
+    /// parameters), a container its children. Layers that run only
+    /// sometimes (a projection shortcut) are listed where they run.
+    ///
+    /// The default describes the module as one leaf of kind
+    /// [`LayerKind::Custom`] with its type name; containers and the layers
+    /// of this crate override it.
+    ///
+    /// # Examples
+    /// ```
+    /// use gradlab_conv::Conv2dSpec;
+    /// use gradlab_nn::*;
+    /// let mut net = Sequential::<f32>::new(&Scope::new(0).pp("features"));
+    /// net.add(|s| Conv2d::new(s, Conv2dSpec::new(3, 8, 3), Conv2dConfig::kaiming_no_bias()))?
+    ///    .add(|s| Ok(Activation::relu(s)))?;
+    /// let mut layers = Vec::new();
+    /// net.describe(&mut layers);
+    /// assert_eq!(layers[0].name, "features.0");
+    /// assert_eq!(layers[0].params, 3 * 8 * 9);
+    /// assert_eq!(layers[1].kind, LayerKind::Activation(ActivationKind::Relu));
+    /// # Ok::<(), NnError>(())
+    /// ```
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(
+            self,
+            LayerKind::Custom(std::any::type_name::<Self>()),
+        ));
+    }
 }
 
 /// Checks that no two parameters of `model` share a name (every layer in
@@ -145,6 +179,9 @@ impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn is_training(&self) -> bool {
         (**self).is_training()
+    }
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        (**self).describe(out)
     }
 }
 

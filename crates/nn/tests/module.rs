@@ -245,6 +245,57 @@ fn training_mode_propagates() {
 }
 
 #[test]
+fn describe_lists_the_leaf_layers_in_forward_order() {
+    let mut layers = Vec::new();
+    net(0).describe(&mut layers);
+    let rows: Vec<(&str, String, usize)> = layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.kind.to_string(), l.params))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("features.0", "conv 3x3/1".to_string(), 2 * 9 + 2),
+            ("features.1", "batchnorm2d".to_string(), 4),
+            ("features.2", "tanh".to_string(), 0),
+            ("features.3", "avgpool 2x2/2".to_string(), 0),
+            ("features.4", "global avgpool".to_string(), 0),
+            ("head.0", "linear".to_string(), 2 * 3 + 3),
+        ]
+    );
+    assert_eq!(layers[1].kind, LayerKind::BatchNorm2d { features: 2 });
+    assert_eq!(layers[5].kind.macs(&[3]), 6);
+
+    // A module that does not describe itself is one leaf named after its type.
+    struct Twice(Identity<f32>);
+    impl HasParams<f32> for Twice {
+        fn visit_params<'a>(&'a self, _f: &mut dyn FnMut(&'a Param<f32>)) {}
+        fn visit_params_mut<'a>(&'a mut self, _f: &mut dyn FnMut(&'a mut Param<f32>)) {}
+    }
+    impl Module<f32> for Twice {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn forward(
+            &mut self,
+            cx: &mut Ctx<f32>,
+            x: gradlab_autodiff::Var,
+        ) -> Result<gradlab_autodiff::Var> {
+            Ok(cx.graph_mut().add(x, x)?)
+        }
+        fn set_training(&mut self, _training: bool) {}
+        fn is_training(&self) -> bool {
+            true
+        }
+    }
+    let mut out = Vec::new();
+    Twice(Identity::new(&Scope::new(0).pp("twice"))).describe(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].name, "twice");
+    assert!(matches!(out[0].kind, LayerKind::Custom(t) if t.ends_with("Twice")));
+}
+
+#[test]
 fn bad_inputs_and_configs_are_errors() {
     let mut m = net(0);
     let mut cx = Ctx::new();

@@ -5,6 +5,7 @@ use gradlab_tensor::{Element, Tensor};
 
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Scope};
 
@@ -212,5 +213,9 @@ impl<T: Element> Module<T> for Activation<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(self, LayerKind::Activation(self.kind)));
     }
 }

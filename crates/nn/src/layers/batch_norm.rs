@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
 use crate::init::{Fans, Init};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::layers::op_error;
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Role, Scope};
@@ -653,6 +654,11 @@ macro_rules! batch_norm_layer {
 
             fn is_training(&self) -> bool {
                 self.0.training
+            }
+
+            fn describe(&self, out: &mut Vec<LayerInfo>) {
+                let features = self.0.num_features;
+                out.push(LayerInfo::leaf(self, LayerKind::$name { features }));
             }
         }
     };

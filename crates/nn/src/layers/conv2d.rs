@@ -7,6 +7,7 @@ use gradlab_tensor::{Element, Tensor};
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
 use crate::init::{Fans, Init};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::layers::{op_error, tensor_of, view1, view4};
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Role, Scope};
@@ -248,5 +249,15 @@ impl<T: Element> Module<T> for Conv2d<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(
+            self,
+            LayerKind::Conv2d {
+                spec: self.spec,
+                bias: self.bias.is_some(),
+            },
+        ));
     }
 }

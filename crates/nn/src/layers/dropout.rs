@@ -5,6 +5,7 @@ use gradlab_tensor::{Element, Tensor};
 
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::layers::op_error;
 use crate::module::{HasParams, Module};
 use crate::param::{fnv1a, mix_seed, Param, Scope};
@@ -148,5 +149,9 @@ impl<T: Element> Module<T> for Dropout<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(self, LayerKind::Dropout { p: self.p }));
     }
 }

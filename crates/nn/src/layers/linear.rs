@@ -7,6 +7,7 @@ use ndarray::{Array2, Axis};
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
 use crate::init::{Fans, Init};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::layers::{op_error, tensor_of, view1, view2};
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Role, Scope};
@@ -260,5 +261,16 @@ impl<T: Element> Module<T> for Linear<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(
+            self,
+            LayerKind::Linear {
+                in_features: self.in_features,
+                out_features: self.out_features,
+                bias: self.bias.is_some(),
+            },
+        ));
     }
 }

@@ -9,6 +9,7 @@ use gradlab_tensor::{Element, Tensor};
 
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::layers::{op_error, tensor_of, view4};
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Scope};
@@ -200,6 +201,10 @@ macro_rules! pool_layer {
             fn is_training(&self) -> bool {
                 self.training
             }
+
+            fn describe(&self, out: &mut Vec<LayerInfo>) {
+                out.push(LayerInfo::leaf(self, LayerKind::$name(self.spec)));
+            }
         }
     };
 }
@@ -292,5 +297,9 @@ impl<T: Element> Module<T> for GlobalAvgPool2d<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(self, LayerKind::GlobalAvgPool2d));
     }
 }

@@ -1,10 +1,13 @@
 //! [`Sequential`]: a chain of modules named `<name>.0`, `<name>.1`, ...
 
+use std::fmt;
+
 use gradlab_autodiff::Var;
 use gradlab_tensor::Element;
 
 use crate::ctx::Ctx;
 use crate::error::Result;
+use crate::layer_info::LayerInfo;
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Scope};
 
@@ -99,6 +102,18 @@ impl<T: Element> Sequential<T> {
     }
 }
 
+/// Children are trait objects without `Debug`: they are listed by name.
+impl<T: Element> fmt::Debug for Sequential<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.layers.iter().map(|l| l.name()).collect();
+        f.debug_struct("Sequential")
+            .field("name", &self.scope.prefix())
+            .field("layers", &names)
+            .field("training", &self.training)
+            .finish()
+    }
+}
+
 impl<T: Element> HasParams<T> for Sequential<T> {
     fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param<T>)) {
         for l in &self.layers {
@@ -135,5 +150,11 @@ impl<T: Element> Module<T> for Sequential<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        for l in &self.layers {
+            l.describe(out);
+        }
     }
 }

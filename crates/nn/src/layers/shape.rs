@@ -5,6 +5,7 @@ use gradlab_tensor::Element;
 
 use crate::ctx::Ctx;
 use crate::error::{NnError, Result};
+use crate::layer_info::{LayerInfo, LayerKind};
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Scope};
 
@@ -61,6 +62,10 @@ impl<T: Element> Module<T> for Flatten<T> {
     fn is_training(&self) -> bool {
         self.training
     }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(self, LayerKind::Flatten));
+    }
 }
 
 /// Passes its input through unchanged (and taps it), PyTorch's `nn.Identity`.
@@ -103,5 +108,9 @@ impl<T: Element> Module<T> for Identity<T> {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn describe(&self, out: &mut Vec<LayerInfo>) {
+        out.push(LayerInfo::leaf(self, LayerKind::Identity));
     }
 }
