@@ -13,11 +13,12 @@
 //!   learning rate, and free-form `extra` JSON.
 //!
 //! # Atomicity
-//! [`save_checkpoint`] serialises to memory, writes a temporary file in the
-//! destination's folder, fsyncs it, renames it over the destination and
-//! fsyncs the folder. A crash at any point leaves either the old file or the
-//! new one, never a mix. [`prepare_checkpoint`] and
-//! [`PendingCheckpoint::commit`] are the two halves.
+//! [`save_checkpoint`] serialises to memory, then saves with
+//! [`write_atomic`](crate::write_atomic)'s machinery: a temporary file in the
+//! destination's folder, fsynced, renamed over the destination, the folder
+//! fsynced. A crash at any point leaves either the old file or the new one,
+//! never a mix. [`prepare_checkpoint`] and [`PendingCheckpoint::commit`] are
+//! the two halves.
 //!
 //! # Loading
 //! [`load_checkpoint`] reads the whole file, validates the safetensors
@@ -27,15 +28,14 @@
 //! everything fits does it write anything.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradlab_tensor::{Element, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::StagedFile;
 use crate::error::{NnError, Result};
 use crate::module::HasParams;
 use crate::optim::{Optimizer, OptimizerState};
@@ -178,55 +178,31 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Nn
 /// commit the previous checkpoint at the destination is untouched.
 #[derive(Debug)]
 pub struct PendingCheckpoint {
-    tmp: PathBuf,
-    dest: PathBuf,
-    done: bool,
+    staged: StagedFile,
 }
 
 impl PendingCheckpoint {
-    /// The temporary file holding the new checkpoint.
+    /// The temporary file holding the new checkpoint (beside the file the
+    /// destination finally names, symlinks followed).
     pub fn temp_path(&self) -> &Path {
-        &self.tmp
+        self.staged.temp_path()
     }
 
-    /// The destination.
+    /// The destination, as given.
     pub fn path(&self) -> &Path {
-        &self.dest
+        self.staged.path()
     }
 
     /// Renames the temporary file over the destination and fsyncs the folder.
     ///
     /// # Errors
-    /// [`NnError::Io`] when the rename or the folder sync fails.
-    pub fn commit(mut self) -> Result<()> {
-        fs::rename(&self.tmp, &self.dest).map_err(io("rename", &self.dest))?;
-        self.done = true;
-        let dir = parent_dir(&self.dest);
-        // Make the rename durable. Opening a folder for sync is a POSIX habit;
-        // where it is not supported the rename has still happened.
-        if let Ok(d) = File::open(&dir) {
-            d.sync_all().map_err(io("sync folder", &dir))?;
-        }
-        Ok(())
+    /// [`NnError::Io`] when the rename or the folder sync fails;
+    /// [`NnError::NotRegularFile`] if the destination became a special file
+    /// meanwhile.
+    pub fn commit(self) -> Result<()> {
+        self.staged.commit()
     }
 }
-
-impl Drop for PendingCheckpoint {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Serialises `model` (and `optimizer`) to the bytes of a checkpoint file.
 ///
@@ -293,42 +269,22 @@ pub fn checkpoint_bytes<T: Element>(
 }
 
 /// First half of [`save_checkpoint`]: writes the checkpoint to a temporary
-/// file in the folder of `path` and fsyncs it; the file at `path` is not
-/// touched until [`PendingCheckpoint::commit`].
+/// file in the folder of `path` (of its target, for a symlink) and fsyncs
+/// it; the file at `path` is not touched until [`PendingCheckpoint::commit`].
 ///
 /// # Errors
-/// Those of [`checkpoint_bytes`]; [`NnError::Io`] when the temporary file
-/// cannot be written or synced.
+/// Those of [`checkpoint_bytes`]; [`NnError::NotRegularFile`] when `path` is
+/// a directory, device, FIFO or socket; [`NnError::Io`] when the temporary
+/// file cannot be written or synced.
 pub fn prepare_checkpoint<T: Element>(
     path: impl AsRef<Path>,
     model: &dyn HasParams<T>,
     optimizer: Option<&dyn Optimizer<T>>,
     meta: &CheckpointMeta,
 ) -> Result<PendingCheckpoint> {
-    let dest = path.as_ref().to_path_buf();
     let bytes = checkpoint_bytes(model, optimizer, meta)?;
-    let file_name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| NnError::Io {
-            op: "save",
-            path: dest.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        })?;
-    let tmp = parent_dir(&dest).join(format!(
-        ".{file_name}.tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let pending = PendingCheckpoint {
-        tmp,
-        dest,
-        done: false,
-    };
-    let mut f = File::create(&pending.tmp).map_err(io("create", &pending.tmp))?;
-    f.write_all(&bytes).map_err(io("write", &pending.tmp))?;
-    f.sync_all().map_err(io("sync", &pending.tmp))?;
-    Ok(pending)
+    let staged = StagedFile::write(path.as_ref(), |w| w.write_all(&bytes))?;
+    Ok(PendingCheckpoint { staged })
 }
 
 /// Saves `model`'s parameters and buffers, `optimizer`'s state (if given)

@@ -106,6 +106,16 @@ pub enum NnError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// An output path that exists and is not a regular file: a directory, a
+    /// device such as `/dev/null`, a FIFO or a socket. Saving never replaces
+    /// one.
+    #[error("{path} is {kind}, not a regular file; refusing to write over it")]
+    NotRegularFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is (`"a directory"`, `"a FIFO"`, `"a character device"`...).
+        kind: &'static str,
+    },
     /// A checkpoint file that is not a valid (complete) safetensors file, or
     /// whose gradlab metadata is missing or malformed.
     #[error("checkpoint {path}: {reason}")]

@@ -385,3 +385,33 @@ fn io_errors_name_the_path() {
         Err(NnError::Io { .. })
     ));
 }
+
+#[cfg(unix)]
+#[test]
+fn saving_through_a_symlink_keeps_the_link_and_special_files_are_refused() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("run-7.safetensors");
+    let link = dir.path().join("latest.safetensors");
+    std::os::unix::fs::symlink("run-7.safetensors", &link).unwrap();
+    let m = cnn::<f32>(1);
+    save_checkpoint(&link, &m, None, &CheckpointMeta::new("small-cnn", 2)).unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(read_checkpoint_meta(&target).unwrap().step, 2);
+
+    let fifo = dir.path().join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let err = save_checkpoint(&fifo, &m, None, &CheckpointMeta::new("small-cnn", 2)).unwrap_err();
+    assert!(matches!(err, NnError::NotRegularFile { .. }), "{err:?}");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
