@@ -84,7 +84,7 @@ mod param;
 pub use atomic_file::{check_output_path, write_atomic, write_atomic_bytes};
 pub use checkpoint::{
     checkpoint_bytes, load_checkpoint, prepare_checkpoint, read_checkpoint_meta, save_checkpoint,
-    CheckpointMeta, OptimizerMeta, PendingCheckpoint, CHECKPOINT_FORMAT,
+    CheckpointMeta, DataChecksum, OptimizerMeta, PendingCheckpoint, CHECKPOINT_FORMAT,
 };
 pub use ctx::Ctx;
 pub use error::{NnError, Result};
