@@ -3,9 +3,10 @@
 
 use gradlab_tensor::Tensor;
 
+use crate::budget::{bytes_of, check_fits, try_range, try_vec};
 use crate::dataset::{image_numel, Dataset};
 use crate::error::{check_positive, DataError, Result};
-use crate::rng::{domain, permutation, stream_rng};
+use crate::rng::{domain, permutation, stream_rng, try_permutation};
 
 /// A mini-batch of examples stacked along a new first axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,17 +41,17 @@ impl Batch {
     /// dataset's input shape.
     pub fn from_indices<D: Dataset + ?Sized>(dataset: &D, indices: &[usize]) -> Result<Batch> {
         let shape = dataset.input_shape();
+        let what = || {
+            format!(
+                "Batch::from_indices: {} images of shape {shape:?}",
+                indices.len()
+            )
+        };
+        let [c, h, w] = shape;
+        // Checked before image_numel, whose overflow error says less.
+        check_fits(bytes_of(&[indices.len(), c, h, w, 4]), what)?;
         let numel = image_numel("Batch::from_indices", shape)?;
-        let total = numel
-            .checked_mul(indices.len())
-            .ok_or_else(|| DataError::InvalidArgument {
-                what: "Batch::from_indices",
-                reason: format!(
-                    "{} images of shape {shape:?} do not fit in memory",
-                    indices.len()
-                ),
-            })?;
-        let mut data = Vec::with_capacity(total);
+        let mut data = try_vec(numel * indices.len(), what)?;
         let mut labels = Vec::with_capacity(indices.len());
         for &index in indices {
             let example = dataset.get(index)?;
@@ -140,14 +141,19 @@ impl<'a, D: Dataset + ?Sized> Batches<'a, D> {
     /// order).
     ///
     /// # Errors
-    /// [`DataError::InvalidArgument`] when `batch_size` is 0.
+    /// [`DataError::InvalidArgument`] when `batch_size` is 0;
+    /// [`DataError::TooMuchMemory`] or [`DataError::AllocationFailed`] when
+    /// the epoch's order (one index per example) cannot be held.
     pub fn new(dataset: &'a D, config: &BatchConfig, epoch: u64) -> Result<Self> {
         check_positive("Batches::new", "batch_size", config.batch_size)?;
         let len = dataset.len();
+        let what = || format!("Batches::new: the order of an epoch over {len} examples");
         let order = if config.shuffle {
-            epoch_order(len, config.seed, epoch)
+            // The stream of epoch_order, fallibly.
+            let mut rng = stream_rng(config.seed, domain::EPOCH, epoch);
+            try_permutation(len, &mut rng, what)?
         } else {
-            (0..len).collect()
+            try_range(len, what)?
         };
         let end = if config.drop_last {
             len - len % config.batch_size

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use gradlab_tensor::TensorError;
 use thiserror::Error;
 
+use crate::budget::bytes_text;
+
 /// Everything a dataset, a wrapper or a file reader can reject, with the
 /// paths, sizes and values involved.
 ///
@@ -187,6 +189,26 @@ pub enum DataError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A size (examples, image dimensions, classes) that would need more
+    /// memory than this machine has (see [`memory_limit`](crate::memory_limit)).
+    #[error("{what} would need {} of memory, more than the {} this machine has", bytes_text(*needed), bytes_text(u128::from(*limit)))]
+    TooMuchMemory {
+        /// What the memory is for, with the sizes.
+        what: String,
+        /// Bytes needed (`u128::MAX` when even that overflows).
+        needed: u128,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// An allocation within the memory limit that failed anyway (other
+    /// programs hold the memory).
+    #[error("{what}: cannot allocate {}", bytes_text(*needed))]
+    AllocationFailed {
+        /// What the memory is for, with the sizes.
+        what: String,
+        /// Bytes asked for.
+        needed: u128,
+    },
     /// A tensor operation failed.
     #[error(transparent)]
     Tensor(#[from] TensorError),
@@ -204,6 +226,19 @@ pub(crate) fn check_unit_interval(what: &'static str, name: &str, x: f64) -> Res
             what,
             reason: format!("{name} must be in [0, 1], got {x}"),
         })
+    }
+}
+
+/// Rejects fewer than 2 classes: with one class there is nothing to tell
+/// apart, and cross-entropy is identically 0.
+pub(crate) fn check_classes(what: &'static str, num_classes: usize) -> Result<()> {
+    if num_classes < 2 {
+        Err(DataError::InvalidArgument {
+            what,
+            reason: format!("a classifier needs at least 2 classes, got {num_classes}"),
+        })
+    } else {
+        Ok(())
     }
 }
 

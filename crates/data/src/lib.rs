@@ -29,13 +29,15 @@
 //! `(seed, index)` on demand: the same seed gives the same data on every
 //! machine, and a million examples cost no memory. Every error is a
 //! [`DataError`] carrying the paths and values involved; nothing panics on
-//! bad input or bad files.
+//! bad input or bad files. Sizes are checked against the machine's memory
+//! ([`memory_limit`]) before anything is allocated: an impossible size is
+//! [`DataError::TooMuchMemory`], never an abort.
 //!
 //! Layout: one file per dataset or wrapper — `dataset.rs` (the trait),
 //! `memory.rs` (in-memory datasets), `batch.rs`, `subset.rs` (subsets and
 //! splits), `standardize.rs`, `labels.rs` (label controls), `noise.rs`,
 //! `patterns.rs`, `digits.rs` (with `assets/digits.csv.gz` and its
-//! attribution in `assets/README.md`), `rng.rs` (seeded streams); file
+//! attribution in `assets/README.md`), `rng.rs` (seeded streams), `budget.rs` (memory limits); file
 //! readers live in `readers/` (`idx.rs`, `cifar.rs`, shared file handling in
 //! `mod.rs`).
 //!
@@ -51,6 +53,7 @@
 //! ```
 
 mod batch;
+mod budget;
 mod dataset;
 mod digits;
 mod error;
@@ -64,6 +67,7 @@ mod standardize;
 mod subset;
 
 pub use batch::{epoch_order, Batch, BatchConfig, Batches};
+pub use budget::{memory_limit, FALLBACK_MEMORY_LIMIT};
 pub use dataset::{Dataset, Example};
 pub use digits::{Digits, DigitsConfig, PixelScale, Resample, DIGITS_LEN};
 pub use error::{DataError, Result};

@@ -232,7 +232,10 @@ impl TensorDataset {
     /// Whatever `dataset.get` returns, and [`DataError::ShapeMismatch`] if an
     /// image does not have the dataset's input shape.
     pub fn materialize<D: Dataset + ?Sized>(dataset: &D) -> Result<Self> {
-        let indices: Vec<usize> = (0..dataset.len()).collect();
+        let len = dataset.len();
+        let indices = crate::budget::try_range(len, || {
+            format!("TensorDataset::materialize: the indices of {len} examples")
+        })?;
         let batch = crate::Batch::from_indices(dataset, &indices)?;
         TensorDataset::new(
             dataset.name(),

@@ -3,8 +3,9 @@
 use gradlab_tensor::Tensor;
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::budget::{bytes_of, check_synthetic};
 use crate::dataset::{check_index, image_numel, Dataset, Example};
-use crate::error::{check_positive, Result};
+use crate::error::{check_classes, check_positive, Result};
 use crate::rng::{below, domain, stream_rng};
 
 /// Configuration of a [`Noise`] dataset.
@@ -12,7 +13,7 @@ use crate::rng::{below, domain, stream_rng};
 pub struct NoiseConfig {
     /// Number of examples.
     pub len: usize,
-    /// Number of classes.
+    /// Number of classes (at least 2).
     pub num_classes: usize,
     /// Image shape `[C, H, W]`.
     pub shape: [usize; 3],
@@ -60,12 +61,25 @@ impl Noise {
     ///
     /// # Errors
     /// [`DataError::InvalidArgument`](crate::DataError::InvalidArgument) for
-    /// zero classes or a zero image dimension.
+    /// fewer than 2 classes or a zero image dimension;
+    /// [`DataError::TooMuchMemory`](crate::DataError::TooMuchMemory) when one
+    /// image, the order of an epoch or one score per class would not fit in
+    /// memory.
     pub fn new(config: NoiseConfig) -> Result<Self> {
-        check_positive("Noise::new", "num_classes", config.num_classes)?;
+        check_classes("Noise::new", config.num_classes)?;
         for (d, dim) in ["channels", "height", "width"].iter().zip(config.shape) {
             check_positive("Noise::new", d, dim)?;
         }
+        let [c, h, w] = config.shape;
+        // An image is built as f32 values directly.
+        let example = bytes_of(&[c, h, w, 4]);
+        check_synthetic(
+            "Noise::new",
+            config.len,
+            config.num_classes,
+            config.shape,
+            example,
+        )?;
         let numel = image_numel("Noise::new", config.shape)?;
         Ok(Noise { config, numel })
     }

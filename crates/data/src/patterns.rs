@@ -4,8 +4,9 @@ use gradlab_tensor::Tensor;
 use rand::rngs::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::budget::{bytes_of, check_synthetic};
 use crate::dataset::{check_index, image_numel, Dataset, Example};
-use crate::error::{check_positive, check_unit_interval, DataError, Result};
+use crate::error::{check_classes, check_positive, check_unit_interval, DataError, Result};
 use crate::rng::{domain, sin_cos, stream_rng, unit};
 
 /// Configuration of a [`Patterns`] dataset.
@@ -13,7 +14,7 @@ use crate::rng::{domain, sin_cos, stream_rng, unit};
 pub struct PatternsConfig {
     /// Number of examples.
     pub len: usize,
-    /// Number of classes `K` (at least 1).
+    /// Number of classes `K` (at least 2).
     pub num_classes: usize,
     /// Channels `C` (at least 1).
     pub channels: usize,
@@ -119,11 +120,13 @@ impl Patterns {
     /// Checks the configuration.
     ///
     /// # Errors
-    /// [`DataError::InvalidArgument`] for zero classes or channels, a side
-    /// below 4, `signal` outside `[0, 1]` or `jitter` outside `[0, 0.2]`.
+    /// [`DataError::InvalidArgument`] for fewer than 2 classes, zero
+    /// channels, a side below 4, `signal` outside `[0, 1]` or `jitter`
+    /// outside `[0, 0.2]`; [`DataError::TooMuchMemory`] when one image, the
+    /// order of an epoch or one score per class would not fit in memory.
     pub fn new(config: PatternsConfig) -> Result<Self> {
         const WHAT: &str = "Patterns::new";
-        check_positive(WHAT, "num_classes", config.num_classes)?;
+        check_classes(WHAT, config.num_classes)?;
         check_positive(WHAT, "channels", config.channels)?;
         if config.height < 4 || config.width < 4 {
             return Err(DataError::InvalidArgument {
@@ -141,7 +144,13 @@ impl Patterns {
                 reason: format!("jitter must be in [0, 0.2], got {}", config.jitter),
             });
         }
-        let numel = image_numel(WHAT, [config.channels, config.height, config.width])?;
+        let shape = [config.channels, config.height, config.width];
+        // Building an image takes its f64 pattern (8 bytes a value), one f64
+        // plane (8 bytes a pixel) and the f32 result (4 bytes a value).
+        let [c, h, w] = shape;
+        let example = bytes_of(&[c, h, w, 12]).saturating_add(bytes_of(&[h, w, 8]));
+        check_synthetic(WHAT, config.len, config.num_classes, shape, example)?;
+        let numel = image_numel(WHAT, shape)?;
         Ok(Patterns { config, numel })
     }
 

@@ -62,6 +62,18 @@ pub(crate) fn shuffle<T>(items: &mut [T], rng: &mut ChaCha8Rng) {
     }
 }
 
+/// [`permutation`], with the memory for it checked and reserved fallibly:
+/// an error naming `what` rather than an abort for an impossible `len`.
+pub(crate) fn try_permutation(
+    len: usize,
+    rng: &mut ChaCha8Rng,
+    what: impl Fn() -> String,
+) -> crate::Result<Vec<usize>> {
+    let mut order = crate::budget::try_range(len, what)?;
+    shuffle(&mut order, rng);
+    Ok(order)
+}
+
 /// `0..len` in the order of a seeded permutation.
 pub(crate) fn permutation(len: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
     let mut order: Vec<usize> = (0..len).collect();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::dataset::{check_index, Dataset, Example};
 use crate::error::{check_unit_interval, DataError, Result};
-use crate::rng::{domain, permutation, stream_rng};
+use crate::rng::{domain, stream_rng, try_permutation};
 
 /// The examples of a dataset at chosen indices, re-numbered `0..n`.
 ///
@@ -41,7 +41,9 @@ impl<D: Dataset> Subset<D> {
     ///
     /// # Errors
     /// [`DataError::InvalidArgument`] unless `fraction` is in `(0, 1]` and
-    /// keeps at least one example.
+    /// keeps at least one example; [`DataError::TooMuchMemory`] or
+    /// [`DataError::AllocationFailed`] when the permutation of `inner`'s
+    /// examples cannot be held.
     pub fn fraction(inner: D, fraction: f64, seed: u64) -> Result<Self> {
         check_unit_interval("Subset::fraction", "fraction", fraction)?;
         let len = inner.len();
@@ -55,7 +57,9 @@ impl<D: Dataset> Subset<D> {
                 ),
             });
         }
-        let mut indices = permutation(len, &mut stream_rng(seed, domain::SUBSET, 0));
+        let mut indices = try_permutation(len, &mut stream_rng(seed, domain::SUBSET, 0), || {
+            format!("Subset::fraction: a permutation of {len} examples")
+        })?;
         indices.truncate(keep);
         indices.sort_unstable();
         Ok(Subset { inner, indices })
@@ -110,7 +114,9 @@ pub type SplitPart<D> = Subset<Arc<D>>;
 /// Both parts keep index order.
 ///
 /// # Errors
-/// [`DataError::InvalidArgument`] unless `val_fraction` is in `[0, 1]`.
+/// [`DataError::InvalidArgument`] unless `val_fraction` is in `[0, 1]`;
+/// [`DataError::TooMuchMemory`] or [`DataError::AllocationFailed`] when the
+/// permutation of the dataset's examples cannot be held.
 ///
 /// # Examples
 /// ```
@@ -127,7 +133,9 @@ pub fn train_val_split<D: Dataset>(
     check_unit_interval("train_val_split", "val_fraction", val_fraction)?;
     let len = dataset.len();
     let n_val = (val_fraction * len as f64).round() as usize;
-    let order = permutation(len, &mut stream_rng(seed, domain::SPLIT, 0));
+    let order = try_permutation(len, &mut stream_rng(seed, domain::SPLIT, 0), || {
+        format!("train_val_split: a permutation of {len} examples")
+    })?;
     let mut val = order[..n_val].to_vec();
     let mut train = order[n_val..].to_vec();
     val.sort_unstable();

@@ -106,6 +106,16 @@ pub enum NnError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// An output path that exists and is not a regular file: a directory, a
+    /// device such as `/dev/null`, a FIFO or a socket. Saving never replaces
+    /// one.
+    #[error("{path} is {kind}, not a regular file; refusing to write over it")]
+    NotRegularFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is (`"a directory"`, `"a FIFO"`, `"a character device"`...).
+        kind: &'static str,
+    },
     /// A checkpoint file that is not a valid (complete) safetensors file, or
     /// whose gradlab metadata is missing or malformed.
     #[error("checkpoint {path}: {reason}")]
@@ -145,6 +155,47 @@ pub enum NnError {
         /// The file's shape.
         found: Vec<usize>,
     },
+    /// A checkpoint whose tensor data does not match the checksum stored in
+    /// its metadata: the file was damaged after it was written.
+    #[error("checkpoint {path}: the tensor data is damaged (CRC-32 {found:08x}, the file records {expected:08x})")]
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The checksum recorded in the file.
+        expected: u32,
+        /// The checksum of the data read.
+        found: u32,
+    },
+    /// A checkpoint saved from a model (named in its metadata) that does not
+    /// fit the model it is loaded into.
+    #[error("checkpoint {path} is for model {checkpoint_model}, which does not fit this model: tensor {tensor:?} {}", mismatch_detail(mismatch))]
+    ModelMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The model specification stored in the checkpoint.
+        checkpoint_model: String,
+        /// The first tensor (in the model's order) that does not fit.
+        tensor: String,
+        /// The mismatch itself: [`NnError::MissingTensor`],
+        /// [`NnError::UnexpectedTensor`], [`NnError::ShapeMismatch`] or
+        /// [`NnError::DtypeMismatch`].
+        mismatch: Box<NnError>,
+    },
+    /// A tensor holding NaN or infinity, which a checkpoint never stores;
+    /// nothing was written.
+    #[error("refusing to save checkpoint {path}: tensor {name:?} is not finite (element {index} is {value}); the file was not written")]
+    NonFiniteTensor {
+        /// The file that was to be written (empty from
+        /// [`checkpoint_bytes`](crate::checkpoint_bytes)).
+        path: PathBuf,
+        /// Name of the first offending tensor (model order, then optimizer
+        /// state as `optim/<slot>/<parameter>`).
+        name: String,
+        /// Flat (row-major) index of its first non-finite element.
+        index: usize,
+        /// That element.
+        value: f64,
+    },
     /// A checkpoint tensor whose dtype differs from the model's.
     #[error("checkpoint {path}: tensor {name:?} has dtype {found}, the model expects {expected}")]
     DtypeMismatch {
@@ -165,6 +216,22 @@ pub enum NnError {
         /// The state's kind.
         found: String,
     },
+}
+
+/// The part of a tensor mismatch that is not already in
+/// [`NnError::ModelMismatch`]'s message.
+fn mismatch_detail(e: &NnError) -> String {
+    match e {
+        NnError::MissingTensor { .. } => "is missing from the checkpoint".into(),
+        NnError::UnexpectedTensor { .. } => "is in the checkpoint but not in the model".into(),
+        NnError::ShapeMismatch {
+            expected, found, ..
+        } => format!("has shape {found:?} in the checkpoint, {expected:?} in the model"),
+        NnError::DtypeMismatch {
+            expected, found, ..
+        } => format!("has dtype {found} in the checkpoint, {expected} in the model"),
+        other => format!("does not fit: {other}"),
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -67,8 +67,11 @@
 //! (GradMap, clipping, the non-finite guard), `init.rs`, `loss.rs`,
 //! `gradcheck.rs` (whole-module gradient checks).
 //! Training: `optim/` (one optimizer per file, `schedule.rs`), and
-//! `checkpoint.rs`. Tests live in `tests/`, one file per concern.
+//! `checkpoint.rs`; `atomic_file.rs` writes every saved file (checkpoints
+//! here, reports and histories in the other crates) atomically.
+//! Tests live in `tests/`, one file per concern.
 
+mod atomic_file;
 mod checkpoint;
 mod ctx;
 mod error;
@@ -82,9 +85,10 @@ mod module;
 mod optim;
 mod param;
 
+pub use atomic_file::{check_output_path, write_atomic, write_atomic_bytes};
 pub use checkpoint::{
     checkpoint_bytes, load_checkpoint, prepare_checkpoint, read_checkpoint_meta, save_checkpoint,
-    CheckpointMeta, OptimizerMeta, PendingCheckpoint, CHECKPOINT_FORMAT,
+    CheckpointMeta, DataChecksum, OptimizerMeta, PendingCheckpoint, CHECKPOINT_FORMAT,
 };
 pub use ctx::Ctx;
 pub use error::{NnError, Result};

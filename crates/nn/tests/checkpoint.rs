@@ -385,3 +385,242 @@ fn io_errors_name_the_path() {
         Err(NnError::Io { .. })
     ));
 }
+
+#[cfg(unix)]
+#[test]
+fn saving_through_a_symlink_keeps_the_link_and_special_files_are_refused() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("run-7.safetensors");
+    let link = dir.path().join("latest.safetensors");
+    std::os::unix::fs::symlink("run-7.safetensors", &link).unwrap();
+    let m = cnn::<f32>(1);
+    save_checkpoint(&link, &m, None, &CheckpointMeta::new("small-cnn", 2)).unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(read_checkpoint_meta(&target).unwrap().step, 2);
+
+    let fifo = dir.path().join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let err = save_checkpoint(&fifo, &m, None, &CheckpointMeta::new("small-cnn", 2)).unwrap_err();
+    assert!(matches!(err, NnError::NotRegularFile { .. }), "{err:?}");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+/// Sets element `index` of the tensor `name` of `m` to `value`.
+fn poison(m: &mut dyn HasParams<f32>, name: &str, index: usize, value: f32) {
+    let mut found = false;
+    m.visit_params_mut(&mut |p| {
+        if p.name() == name {
+            p.data_mut()[index] = value;
+            found = true;
+        }
+    });
+    assert!(found, "no tensor {name}");
+}
+
+#[test]
+fn non_finite_values_are_never_saved_and_the_old_file_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let mut m = cnn::<f32>(1);
+    let mut opt = sgd();
+    train_step(&mut m, &mut opt, 0);
+    save_checkpoint(&path, &m, Some(&opt), &CheckpointMeta::new("small-cnn", 1)).unwrap();
+    let old = std::fs::read(&path).unwrap();
+
+    // A BatchNorm running variance (a buffer) that overflowed.
+    let mut bad = cnn::<f32>(1);
+    poison(&mut bad, "net.1.running_var", 2, f32::INFINITY);
+    let err = save_checkpoint(&path, &bad, None, &CheckpointMeta::new("small-cnn", 2)).unwrap_err();
+    match &err {
+        NnError::NonFiniteTensor {
+            path: p,
+            name,
+            index,
+            value,
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(name, "net.1.running_var");
+            assert_eq!(*index, 2);
+            assert_eq!(*value, f64::INFINITY);
+        }
+        other => panic!("expected NonFiniteTensor, got {other:?}"),
+    }
+    assert!(err.to_string().contains("net.1.running_var"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), old);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+
+    // A NaN weight.
+    let mut bad = cnn::<f32>(1);
+    poison(&mut bad, "net.6.weight", 0, f32::NAN);
+    assert!(matches!(
+        checkpoint_bytes(&bad, None, &CheckpointMeta::new("small-cnn", 2)),
+        Err(NnError::NonFiniteTensor { ref name, index: 0, .. }) if name == "net.6.weight"
+    ));
+
+    // Non-finite optimizer state (a momentum buffer).
+    let mut state = opt.state();
+    let (slot, t) = &mut state.tensors[0];
+    let slot = slot.clone();
+    let mut values = t.as_slice().to_vec();
+    values[1] = f32::NEG_INFINITY;
+    *t = Tensor::from_vec(t.shape(), values).unwrap();
+    let mut bad_opt = sgd();
+    bad_opt.load_state(state).unwrap();
+    match save_checkpoint(
+        &path,
+        &m,
+        Some(&bad_opt),
+        &CheckpointMeta::new("small-cnn", 2),
+    ) {
+        Err(NnError::NonFiniteTensor { name, index, .. }) => {
+            assert_eq!(name, format!("optim/{slot}"));
+            assert_eq!(index, 1);
+        }
+        other => panic!("expected NonFiniteTensor, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), old);
+}
+
+#[test]
+fn identical_saves_write_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = cnn::<f32>(3);
+    let mut opt = adam();
+    train_step(&mut m, &mut opt, 0);
+    let meta = CheckpointMeta::new("small-cnn", 1)
+        .with_extra(serde_json::json!({"seed": 3, "data": "patterns", "a": [1, 2]}));
+    let first = checkpoint_bytes(&m, Some(&opt), &meta).unwrap();
+    // Each save builds its header afresh; with hash-map order (random per
+    // map) the key order would differ between saves.
+    for i in 0..16 {
+        let path = dir.path().join(format!("c{i}.safetensors"));
+        save_checkpoint(&path, &m, Some(&opt), &meta).unwrap();
+        // (assert! rather than assert_eq!: the bytes would flood the output)
+        assert!(std::fs::read(&path).unwrap() == first, "save {i} differs");
+    }
+}
+
+/// Start of the data region: 8 bytes of header length, then the header.
+fn data_start(bytes: &[u8]) -> usize {
+    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn a_bit_flip_in_the_tensor_data_is_a_checksum_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = saved(dir.path());
+    let meta = load_checkpoint(&path, &mut cnn::<f32>(1), None).unwrap();
+    assert_eq!(meta.checksum, DataChecksum::Verified);
+
+    let start = data_start(&bytes);
+    for at in [start, (start + bytes.len()) / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x04;
+        std::fs::write(&path, &damaged).unwrap();
+        let mut m = cnn::<f32>(2);
+        let before = bits(&m);
+        let err = load_checkpoint(&path, &mut m, Some(&mut sgd())).unwrap_err();
+        match &err {
+            NnError::ChecksumMismatch {
+                path: p,
+                expected,
+                found,
+            } => {
+                assert_eq!(p, &path);
+                assert_ne!(expected, found);
+            }
+            other => panic!("flip at {at}: expected ChecksumMismatch, got {other:?}"),
+        }
+        assert!(err.to_string().contains("c.safetensors"), "{err}");
+        assert_eq!(bits(&m), before);
+    }
+}
+
+#[test]
+fn a_checkpoint_without_checksum_loads_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other-tool.safetensors");
+    let m = cnn::<f32>(4);
+    // What another tool (or an older gradlab) writes: the gradlab metadata,
+    // no checksum.
+    let mut meta = CheckpointMeta::new("small-cnn", 5);
+    meta.dtype = "F32".into();
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = m
+        .params()
+        .iter()
+        .map(|p| {
+            let bytes = p.value().as_slice().iter().flat_map(|v| v.to_le_bytes());
+            (p.name().to_string(), p.shape().to_vec(), bytes.collect())
+        })
+        .collect();
+    let tensors = raw.iter().map(|(name, shape, bytes)| {
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes);
+        (name.as_str(), view.unwrap())
+    });
+    let header = std::collections::HashMap::from([
+        ("format".to_string(), CHECKPOINT_FORMAT.to_string()),
+        ("gradlab".to_string(), serde_json::to_string(&meta).unwrap()),
+    ]);
+    let bytes = safetensors::serialize(tensors, Some(header)).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+
+    let mut fresh = cnn::<f32>(9);
+    let loaded = load_checkpoint(&path, &mut fresh, None).unwrap();
+    assert_eq!(loaded.checksum, DataChecksum::Absent);
+    assert_eq!(loaded.step, 5);
+    assert_eq!(bits(&fresh), bits(&m));
+    assert_eq!(
+        read_checkpoint_meta(&path).unwrap().checksum,
+        DataChecksum::Absent
+    );
+}
+
+#[test]
+fn a_mismatch_names_the_model_the_checkpoint_was_saved_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fc.safetensors");
+    let small = Linear::<f32>::new(&Scope::new(0).pp("fc"), 3, 2, LinearConfig::default()).unwrap();
+    let meta = CheckpointMeta::new("fc", 0).with_model("linear:in=3,out=2");
+    save_checkpoint(&path, &small, None, &meta).unwrap();
+    let loaded = load_checkpoint(&path, &mut small.clone(), None).unwrap();
+    assert_eq!(loaded.model.as_deref(), Some("linear:in=3,out=2"));
+
+    let mut wide =
+        Linear::<f32>::new(&Scope::new(0).pp("fc"), 4, 2, LinearConfig::default()).unwrap();
+    let before = bits(&wide);
+    let err = load_checkpoint(&path, &mut wide, None).unwrap_err();
+    match &err {
+        NnError::ModelMismatch {
+            path: p,
+            checkpoint_model,
+            tensor,
+            mismatch,
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(checkpoint_model, "linear:in=3,out=2");
+            assert_eq!(tensor, "fc.weight");
+            assert!(matches!(**mismatch, NnError::ShapeMismatch { .. }));
+        }
+        other => panic!("expected ModelMismatch, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("linear:in=3,out=2"), "{text}");
+    assert!(text.contains("fc.weight"), "{text}");
+    assert_eq!(bits(&wide), before);
+}
