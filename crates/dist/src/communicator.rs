@@ -20,7 +20,8 @@ use crate::DistError;
 /// to run, and from every implementation of this crate.
 ///
 /// The trait is object-safe: training code can hold a
-/// `Box<dyn Communicator>` and run unchanged on one process or on threads.
+/// `Box<dyn Communicator>` and run unchanged on one process, on threads or
+/// over MPI.
 pub trait Communicator: Send {
     /// This rank's index, in `0..size()`.
     fn rank(&self) -> usize;
@@ -87,7 +88,8 @@ pub trait Communicator: Send {
     /// cannot go on (bad data, a failed check) and must not leave the others
     /// waiting.
     ///
-    /// [`LocalComm`](crate::LocalComm) ends the
+    /// `MpiComm` (feature `mpi`) calls `MPI_Abort` on the world, which ends every
+    /// process of the job; [`LocalComm`](crate::LocalComm) ends the
     /// process with exit status `code`. [`ThreadComm`](crate::ThreadComm)
     /// marks the group aborted, so that every other rank's pending and
     /// future collectives return [`DistError::Aborted`], and unwinds the

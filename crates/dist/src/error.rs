@@ -63,6 +63,19 @@ pub enum DistError {
         /// The number of ranks.
         size: usize,
     },
+    /// A buffer is larger than the transport can move in one call (MPI counts
+    /// elements in a C `int`).
+    #[error("{op}: {len} elements on each of {size} ranks exceed the limit of {limit} elements per call")]
+    TooLarge {
+        /// The collective.
+        op: &'static str,
+        /// The buffer length on each rank.
+        len: usize,
+        /// The number of ranks.
+        size: usize,
+        /// The largest total number of elements one call can move.
+        limit: usize,
+    },
     /// [`check_same_config`](crate::check_same_config) found ranks whose
     /// configuration differs from rank 0's.
     #[error("configuration differs from rank 0's on ranks {ranks:?} (of {size} ranks)")]
@@ -71,6 +84,12 @@ pub enum DistError {
         ranks: Vec<usize>,
         /// The number of ranks.
         size: usize,
+    },
+    /// The MPI library could not be set up as needed.
+    #[error("MPI: {message}")]
+    Mpi {
+        /// What went wrong.
+        message: String,
     },
 }
 

@@ -24,6 +24,17 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// The wire code of an operation is its index here.
+    #[cfg(feature = "mpi")]
+    const ALL: [Op; 6] = [
+        Op::AllReduceF32,
+        Op::AllReduceF64,
+        Op::BroadcastF32,
+        Op::BroadcastF64,
+        Op::BroadcastBytes,
+        Op::Barrier,
+    ];
+
     /// The name of the [`Communicator`](crate::Communicator) method.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -60,6 +71,10 @@ pub(crate) struct Header {
     pub(crate) len: usize,
 }
 
+/// Words per header on the wire.
+#[cfg(feature = "mpi")]
+pub(crate) const HEADER_WORDS: usize = 3;
+
 impl Header {
     pub(crate) fn new(op: Op, root: usize, len: usize) -> Header {
         Header { op, root, len }
@@ -71,6 +86,43 @@ impl Header {
         } else {
             self.op.name().to_string()
         }
+    }
+
+    /// The header as machine-independent words.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn encode(&self) -> [u64; HEADER_WORDS] {
+        let code = Op::ALL.iter().position(|op| *op == self.op).unwrap_or(0);
+        [code as u64, self.root as u64, self.len as u64]
+    }
+
+    /// Decodes the headers of all ranks. Unknown operation codes (a rank
+    /// running another build) are reported as a collective mismatch, the same
+    /// way on every rank.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn decode_all(words: &[u64]) -> Result<Vec<Header>, DistError> {
+        let decoded: Vec<Option<Header>> = words
+            .chunks_exact(HEADER_WORDS)
+            .map(|w| {
+                let op = usize::try_from(w[0]).ok().and_then(|i| Op::ALL.get(i))?;
+                Some(Header {
+                    op: *op,
+                    root: usize::try_from(w[1]).ok()?,
+                    len: usize::try_from(w[2]).ok()?,
+                })
+            })
+            .collect();
+        if decoded.iter().all(Option::is_some) {
+            return Ok(decoded.into_iter().flatten().collect());
+        }
+        let calls = decoded
+            .iter()
+            .zip(words.chunks_exact(HEADER_WORDS))
+            .map(|(h, w)| match h {
+                Some(h) => h.describe(),
+                None => format!("unknown collective (header {w:?})"),
+            })
+            .collect();
+        Err(DistError::CollectiveMismatch { calls })
     }
 }
 
@@ -199,5 +251,21 @@ mod tests {
         let parts: [&[f32]; 3] = [&[1e8], &[1.0], &[-1e8]];
         sum_in_rank_order(&mut out, parts.into_iter());
         assert_eq!(out[0], 0.0);
+    }
+
+    #[cfg(feature = "mpi")]
+    #[test]
+    fn headers_round_trip() {
+        let headers = [
+            Header::new(Op::BroadcastBytes, 1, 17),
+            Header::new(Op::Barrier, 0, 0),
+        ];
+        let words: Vec<u64> = headers.iter().flat_map(Header::encode).collect();
+        assert_eq!(Header::decode_all(&words), Ok(headers.to_vec()));
+        let bad = [99, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            Header::decode_all(&bad),
+            Err(DistError::CollectiveMismatch { .. })
+        ));
     }
 }
