@@ -64,6 +64,8 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
         "digits" => {
             let side = spec.usize("size", 8)?;
             spec.finish(&["size"])?;
+            let images = gradlab_data::DIGITS_LEN as f64 * (side as f64).powi(2);
+            crate::commands::summary::check_memory(&format!("'{}'", spec.text), images, 2.0)?;
             let digits = Digits::new(DigitsConfig {
                 side,
                 resample: Resample::Bilinear,

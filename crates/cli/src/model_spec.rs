@@ -70,6 +70,41 @@ fn stack(spec: &mut Spec, default_width: usize) -> Result<StackOptions> {
     Ok(s)
 }
 
+/// Bytes a model of about `params` parameters needs to train: the weights,
+/// their gradients and up to two optimizer moments, 4 bytes each.
+fn training_bytes(params: f64) -> f64 {
+    params * 4.0 * 4.0
+}
+
+/// Refuses a model whose parameters alone could not fit in memory, before
+/// anything is allocated: `params` is an upper bound computed from the spec's
+/// numbers in floating point, so huge values cannot overflow.
+fn check_model_size(text: &str, params: f64) -> Result<()> {
+    let need = training_bytes(params);
+    let limit = gradlab_data::memory_limit() as f64;
+    if need > limit {
+        return Err(CliError::Usage(format!(
+            "'{text}': about {:.3e} parameters would need about {} to train, more than this machine's {}",
+            params,
+            human_bytes(need),
+            human_bytes(limit)
+        )));
+    }
+    Ok(())
+}
+
+/// `bytes` with a binary unit (`1.5 GiB`).
+pub fn human_bytes(bytes: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", units[i])
+}
+
 /// Builds the network `text` for inputs `[C, H, W]` and `num_classes` classes.
 ///
 /// # Errors
@@ -97,6 +132,9 @@ pub fn build_model(
                 }
                 .map_err(usage)?;
                 let width = spec.usize("width", 16)?;
+                // Stages widen to 4x the base width (16x with bottlenecks).
+                let widest = width as f64 * if block == "bottleneck" { 16.0 } else { 4.0 };
+                check_model_size(text, depth as f64 * 9.0 * widest * widest)?;
                 cfg = cfg.with_width(width);
                 cfg.in_channels = c;
                 cfg.num_classes = num_classes;
@@ -139,6 +177,8 @@ pub fn build_model(
                     num_classes,
                     stack: stack(&mut spec, 16)?,
                 };
+                let (d, w) = (cfg.stack.depth as f64, cfg.stack.width as f64);
+                check_model_size(text, d * 9.0 * w * (w + c as f64) + w * num_classes as f64)?;
                 let act = cfg.stack.activation;
                 (
                     Box::new(PlainCnn::new(&scope, &cfg).map_err(usage)?),
@@ -162,6 +202,9 @@ pub fn build_model(
                     num_classes,
                     stack: stack(&mut spec, 64)?,
                 };
+                let (d, wd) = (cfg.stack.depth as f64, cfg.stack.width as f64);
+                let inputs = (c * h * w) as f64;
+                check_model_size(text, wd * (inputs + d * wd + num_classes as f64))?;
                 let act = cfg.stack.activation;
                 (
                     Box::new(PlainMlp::new(&scope, &cfg).map_err(usage)?),
@@ -185,7 +228,11 @@ pub fn build_model(
                 } else {
                     MobileNetConfig::small()
                 };
-                cfg = cfg.with_width(spec.positive("width", 1.0)?);
+                let multiplier = spec.positive("width", 1.0)?;
+                // The small MobileNets end at 1024 channels times the multiplier.
+                let widest = 1024.0 * multiplier;
+                check_model_size(text, 14.0 * widest * widest)?;
+                cfg = cfg.with_width(multiplier);
                 cfg.in_channels = c;
                 cfg.num_classes = num_classes;
                 cfg.activation = activation(&mut spec)?;
@@ -264,5 +311,20 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("stage9"), "{e}");
         assert!(build_model("plain-mlp:gain=-1", [1, 8, 8], 10, 0).is_err());
+    }
+
+    #[test]
+    fn models_too_large_for_memory_are_refused_before_allocating() {
+        for text in [
+            "plain-mlp:depth=3,width=1000000",
+            "resnet:depth=8,width=1000000",
+            "plain-cnn:depth=4,width=100000000",
+            "mobilenet:width=100000",
+            "resnet:depth=600000002,width=16",
+        ] {
+            let e = build_model(text, [1, 8, 8], 10, 0).err().unwrap();
+            assert_eq!(e.exit_code(), 2, "{text}: {e}");
+            assert!(e.to_string().contains("would need about"), "{text}: {e}");
+        }
     }
 }

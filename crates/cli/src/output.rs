@@ -1,27 +1,20 @@
-//! Writing result files: parent folders created, contents written to a
-//! temporary file then renamed, so a crash never leaves half a report.
+//! Writing result files, all through [`gradlab_nn::write_atomic`]: a unique
+//! temporary file next to the target (symlinks followed), synced and renamed,
+//! so a crash never leaves half a file and no file of the user's is touched
+//! but the target; and the check of every output path before work starts.
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{CliError, Result};
 
-/// Writes `contents` to `path` atomically.
+/// Writes `contents` to `path` atomically, creating missing folders.
 ///
 /// # Errors
-/// [`CliError::Io`] naming the file.
+/// [`CliError::Run`] naming the path: a folder that cannot be created, a
+/// path that is a device, FIFO or folder, a failed write.
 pub fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(CliError::io("create folder", dir.display()))?;
-    }
-    let tmp = path.with_extension("partial");
-    let mut f = fs::File::create(&tmp).map_err(CliError::io("create", tmp.display()))?;
-    f.write_all(contents)
-        .map_err(CliError::io("write", tmp.display()))?;
-    f.sync_all().map_err(CliError::io("sync", tmp.display()))?;
-    fs::rename(&tmp, path).map_err(CliError::io("rename into", path.display()))?;
-    Ok(())
+    check_output(path)?;
+    gradlab_nn::write_atomic_bytes(path, contents).map_err(|e| CliError::Run(e.to_string()))
 }
 
 /// Writes `value` as pretty JSON.
@@ -31,4 +24,32 @@ pub fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     write_file(path, text.as_bytes())
+}
+
+/// Checks an output file path before any work starts: creates its parent
+/// folders and refuses a path that is not (or cannot become) a regular
+/// file, so a bad `--checkpoint`, `--log` or `--json` fails at once rather
+/// than after an epoch.
+///
+/// # Errors
+/// [`CliError::Run`] naming the path and what it is.
+pub fn check_output(path: &Path) -> Result<()> {
+    gradlab_nn::check_output_path(path)
+        .map(|_| ())
+        .map_err(|e| CliError::Run(e.to_string()))
+}
+
+/// Checks an output folder (`--out`): creates it and checks a file can be
+/// written inside, before any work starts.
+///
+/// # Errors
+/// [`CliError::Run`] naming the folder.
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(CliError::Run(format!(
+            "{}: exists and is not a folder",
+            dir.display()
+        )));
+    }
+    check_output(&dir.join("index.html"))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use gradlab_arch::Classifier;
 use gradlab_data::Dataset;
-use gradlab_nn::{load_checkpoint, save_checkpoint, CheckpointMeta};
+use gradlab_nn::{load_checkpoint, save_checkpoint, CheckpointMeta, DataChecksum};
 
 use crate::batches::BatchStream;
 use crate::error::{Result, TrainError};
@@ -44,6 +44,9 @@ pub struct RunFiles {
     pub identity: serde_json::Value,
     /// The architecture label stored in the checkpoint.
     pub architecture: String,
+    /// The model's spec, stored in the checkpoint so that loading it into
+    /// another model names both.
+    pub model: Option<String>,
     /// The per-step metrics log.
     pub log: Option<PathBuf>,
 }
@@ -55,6 +58,9 @@ pub enum TrainEvent<'a> {
     Resumed {
         /// Updates done before.
         step: u64,
+        /// Whether the checkpoint's data checksum was verified (a checkpoint
+        /// written by another tool may have none).
+        verified: bool,
     },
     /// An epoch starts.
     EpochStart {
@@ -158,7 +164,10 @@ pub fn train_epochs(
             });
         }
         start = meta.step;
-        observe(&TrainEvent::Resumed { step: start });
+        observe(&TrainEvent::Resumed {
+            step: start,
+            verified: meta.checksum == DataChecksum::Verified,
+        });
     }
     let mut outcome = TrainOutcome {
         steps: start,
@@ -186,8 +195,11 @@ pub fn train_epochs(
             log.sync()?;
         }
         if let Some(path) = &files.checkpoint {
-            let meta = CheckpointMeta::new(files.architecture.clone(), trainer.steps())
+            let mut meta = CheckpointMeta::new(files.architecture.clone(), trainer.steps())
                 .with_extra(files.identity.clone());
+            if let Some(model) = &files.model {
+                meta = meta.with_model(model.clone());
+            }
             save_checkpoint(path, model, Some(trainer.optimizer()), &meta)?;
         }
         Ok(())

@@ -37,6 +37,7 @@ fn files(dir: &Path, log: &str, resume: bool) -> RunFiles {
         resume,
         identity: json!({"model": "mlp", "seed": 3}),
         architecture: "mlp".into(),
+        model: Some("plain-mlp:depth=3".into()),
         log: Some(dir.join(log)),
     }
 }

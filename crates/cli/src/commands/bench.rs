@@ -149,12 +149,23 @@ fn bench_optimizer(kind: OptimizerKind) -> OptimizerSpec {
 /// Usage errors (exit code 2) for zero batch, steps or classes, a bad shape,
 /// model SPEC or optimizer; run errors from the model (a non-finite loss).
 pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
-    if args.batch == 0 || args.steps == 0 || args.classes == 0 {
+    if args.batch == 0 || args.steps == 0 {
         return Err(CliError::Usage(
-            "bench: --batch, --steps and --classes must be at least 1".into(),
+            "bench: --batch and --steps must be at least 1".into(),
         ));
     }
+    if args.classes < 2 {
+        return Err(CliError::Usage(format!(
+            "bench: --classes {}: a classifier needs at least 2 classes",
+            args.classes
+        )));
+    }
+    if let Some(path) = &args.json {
+        crate::output::check_output(path)?;
+    }
     let shape = parse_shape(&args.input)?;
+    let image: f64 = shape.iter().map(|&v| v as f64).product();
+    crate::commands::summary::check_memory("bench: the batch", image * args.batch as f64, 64.0)?;
     let mut net = build_model(&args.model, shape, args.classes, args.seed)?.net;
     let mut trainer = Trainer::new(&bench_optimizer(args.optimizer), args.seed)?;
     let [c, h, w] = shape;

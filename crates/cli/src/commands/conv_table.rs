@@ -151,6 +151,11 @@ pub fn compare(shape: &ConvShape, reps: usize) -> Result<Vec<ConvRow>> {
             "conv-table: every size must be at least 1, got {shape:?}"
         )));
     }
+    let f = |v: usize| v as f64;
+    // Weights, input and output of the largest layer, with their gradients.
+    let floats =
+        f(c_in) * f(c_out) * f(k) * f(k) + f(batch) * (f(c_in) + f(c_out)) * f(height) * f(width);
+    crate::commands::summary::check_memory("conv-table", floats, 3.0)?;
     let pad = k / 2;
     let standard = Conv2dSpec::new(c_in, c_out, k).padding(pad);
     let pointwise = Conv2dSpec::new(c_in, c_out, 1);

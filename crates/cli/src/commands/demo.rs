@@ -14,6 +14,8 @@ use crate::report::write_report;
 /// # Errors
 /// Experiment and file errors.
 pub fn run(names: &[&str], size: &Size, out: &Path) -> Result<()> {
+    // A report folder that cannot be written fails now, not after the experiments.
+    crate::output::check_output_dir(out)?;
     let started = Instant::now();
     let mut sections = Vec::new();
     for name in names {

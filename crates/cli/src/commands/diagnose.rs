@@ -8,9 +8,9 @@ use gradlab_diag::RecorderOptions;
 use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RunConfig};
 
 use crate::data_spec::build_data;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::model_spec::build_model;
-use crate::output::{write_file, write_json};
+use crate::output::{check_output, write_file, write_json};
 use crate::progress::bar;
 
 /// The options of `gradlab diagnose`.
@@ -41,9 +41,28 @@ pub struct DiagnoseArgs {
 /// # Errors
 /// Bad specs (exit code 2); training and file errors.
 pub fn diagnose(args: &DiagnoseArgs) -> Result<DiagnosedRun> {
-    args.optimizer.build()?; // bad settings are refused before any data is read
+    // Bad settings and unusable output paths are refused before any data is
+    // read or any step is trained.
+    args.optimizer.build()?;
+    if args.steps == 0 || args.batch == 0 {
+        return Err(CliError::Usage(
+            "diagnose: --steps and --batch must be at least 1".into(),
+        ));
+    }
+    if let Some(path) = &args.json {
+        check_output(path)?;
+    }
+    if let Some(dir) = &args.out {
+        check_output(&dir.join("depth_profile.svg"))?;
+    }
     let data = build_data(&args.data, args.seed)?;
     let (shape, classes) = (data.input_shape(), data.num_classes());
+    if classes < 2 {
+        return Err(CliError::Usage(format!(
+            "diagnose: '{}' has {classes} class; a classifier needs at least 2",
+            args.data
+        )));
+    }
     let probe = build_model(&args.model, shape, classes, args.seed)?;
     let config = RunConfig {
         steps: args.steps,

@@ -12,13 +12,39 @@ use crate::model_spec::build_model;
 pub fn parse_shape(text: &str) -> Result<[usize; 3]> {
     let parts: Vec<&str> = text.split('x').collect();
     let nums: Option<Vec<usize>> = parts.iter().map(|p| p.trim().parse().ok()).collect();
-    match nums.as_deref() {
-        Some([c, h, w]) if *c > 0 && *h > 0 && *w > 0 => Ok([*c, *h, *w]),
-        Some([h, w]) if *h > 0 && *w > 0 => Ok([1, *h, *w]),
-        _ => Err(CliError::Usage(format!(
-            "'{text}' is not a shape like 3x32x32 (CxHxW) or 32x32 (HxW)"
-        ))),
+    let shape = match nums.as_deref() {
+        Some([c, h, w]) if *c > 0 && *h > 0 && *w > 0 => [*c, *h, *w],
+        Some([h, w]) if *h > 0 && *w > 0 => [1, *h, *w],
+        _ => {
+            return Err(CliError::Usage(format!(
+                "'{text}' is not a shape like 3x32x32 (CxHxW) or 32x32 (HxW)"
+            )))
+        }
+    };
+    check_memory(
+        &format!("input {text}"),
+        shape.iter().map(|&v| v as f64).product(),
+        64.0,
+    )?;
+    Ok(shape)
+}
+
+/// Refuses work whose `floats` f32 values, times `layers` (the activations
+/// a network keeps of each), cannot fit in memory, before allocating.
+///
+/// # Errors
+/// [`CliError::Usage`] saying how much memory it would need.
+pub fn check_memory(what: &str, floats: f64, layers: f64) -> Result<()> {
+    let need = floats * 4.0 * layers;
+    let limit = gradlab_data::memory_limit() as f64;
+    if need > limit {
+        return Err(CliError::Usage(format!(
+            "{what}: would need about {} of memory, more than this machine's {}",
+            crate::model_spec::human_bytes(need),
+            crate::model_spec::human_bytes(limit)
+        )));
     }
+    Ok(())
 }
 
 /// Prints the table and the totals.

@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::data_spec::build_data;
 use crate::error::{CliError, Result};
 use crate::model_spec::build_model;
+use crate::output::check_output;
 use crate::progress::bar;
 
 /// The options of `gradlab train`.
@@ -87,7 +88,22 @@ fn stop_signal() -> Arc<AtomicUsize> {
 /// errors, and a non-finite loss or gradient (naming the step and parameter).
 pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
     let optimizer = args.optimizer_spec();
-    optimizer.build()?; // bad settings are refused before any data is read
+    // Bad settings and unusable output paths are refused before any data is
+    // read or any step is trained.
+    optimizer.build()?;
+    if args.batch == 0 || args.epochs == 0 {
+        return Err(CliError::Usage(
+            "train: --batch and --epochs must be at least 1".into(),
+        ));
+    }
+    if args.resume && args.checkpoint.is_none() {
+        return Err(CliError::Usage(
+            "train: --resume needs --checkpoint PATH".into(),
+        ));
+    }
+    for path in args.checkpoint.iter().chain(&args.log) {
+        check_output(path)?;
+    }
     let data = build_data(&args.data, args.seed)?;
     let mut net = build_model(
         &args.model,
@@ -108,6 +124,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
         resume: args.resume,
         identity: args.identity(),
         architecture: net.label(),
+        model: Some(args.model.clone()),
         log: args.log.clone(),
     };
     let signal = stop_signal();
@@ -122,9 +139,14 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
         &files,
         &mut |event| {
             match event {
-                TrainEvent::Resumed { step } => {
+                TrainEvent::Resumed { step, verified } => {
                     let path = args.checkpoint.as_ref().map(|p| p.display().to_string());
                     eprintln!("resuming from {} at step {step}", path.unwrap_or_default());
+                    if !verified {
+                        eprintln!(
+                            "note: the checkpoint carries no data checksum (written by another tool?), so its tensors could not be verified"
+                        );
+                    }
                 }
                 TrainEvent::EpochStart {
                     epoch,
