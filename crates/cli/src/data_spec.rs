@@ -63,7 +63,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
     let pair = match spec.name.as_str() {
         "digits" => {
             let side = spec.usize("size", 8)?;
-            spec.finish(&["size"])?;
+            spec.finish()?;
             let images = gradlab_data::DIGITS_LEN as f64 * (side as f64).powi(2);
             crate::commands::summary::check_memory(&format!("'{}'", spec.text), images, 2.0)?;
             let digits = Digits::new(DigitsConfig {
@@ -86,7 +86,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
                 jitter: spec.f64("jitter", PatternsConfig::default().jitter)?,
                 seed,
             };
-            spec.finish(&["classes", "size", "channels", "signal", "jitter", "n"])?;
+            spec.finish()?;
             let data =
                 Patterns::new(cfg).map_err(|e| CliError::Usage(format!("'{}': {e}", spec.text)))?;
             split(data, seed)?
@@ -99,7 +99,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
                 shape: [spec.usize("channels", 1)?, size, size],
                 seed,
             };
-            spec.finish(&["classes", "size", "channels", "n"])?;
+            spec.finish()?;
             let data =
                 Noise::new(cfg).map_err(|e| CliError::Usage(format!("'{}': {e}", spec.text)))?;
             split(data, seed)?
@@ -107,7 +107,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
         "shuffled" => {
             let s = spec.usize("seed", seed as usize)? as u64;
             let mut inner = spec.inner("shuffled:digits")?;
-            spec.finish(&["seed"])?;
+            spec.finish()?;
             let (train, val) = build_pair(&mut inner, seed)?;
             (
                 Box::new(ShuffledLabels::new(train, s)) as Box<dyn Dataset>,
@@ -118,7 +118,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
             let frac = spec.opt_f64("frac")?;
             let s = spec.usize("seed", seed as usize)? as u64;
             let mut inner = spec.inner("subset:digits,frac=0.1")?;
-            spec.finish(&["frac", "seed"])?;
+            spec.finish()?;
             let frac = frac.ok_or_else(|| {
                 CliError::Usage(format!(
                     "'{}': subset needs frac=F with 0 < F <= 1",
@@ -132,7 +132,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
         }
         "idx" => {
             let files = spec.positionals();
-            spec.finish(&[])?;
+            spec.finish()?;
             let [images, labels] = files.as_slice() else {
                 return Err(CliError::Usage(format!(
                     "'{}': idx takes two files, idx:IMAGES,LABELS",
@@ -143,7 +143,7 @@ fn build_pair(spec: &mut Spec, seed: u64) -> Result<Pair> {
         }
         "cifar" => {
             let dirs = spec.positionals();
-            spec.finish(&[])?;
+            spec.finish()?;
             let [dir] = dirs.as_slice() else {
                 return Err(CliError::Usage(format!(
                     "'{}': cifar takes one directory, cifar:DIR",

@@ -120,134 +120,86 @@ pub fn build_model(
     let usage = |e: gradlab_arch::ArchError| CliError::Usage(format!("'{text}': {e}"));
     let scope = Scope::new(seed);
     let [c, h, w] = input;
-    let (net, act, keys): (Box<dyn Classifier<f32>>, ActivationKind, &[&str]) =
-        match spec.name.as_str() {
-            "resnet" | "plain-resnet" => {
-                let depth = spec.usize("depth", 20)?;
-                let block = spec.choice("block", &["basic", "bottleneck"], "basic")?;
-                let mut cfg = if block == "bottleneck" {
-                    ResNetConfig::cifar_bottleneck(depth)
-                } else {
-                    ResNetConfig::cifar(depth)
-                }
-                .map_err(usage)?;
-                let width = spec.usize("width", 16)?;
-                // Stages widen to 4x the base width (16x with bottlenecks).
-                let widest = width as f64 * if block == "bottleneck" { 16.0 } else { 4.0 };
-                check_model_size(text, depth as f64 * 9.0 * widest * widest)?;
-                cfg = cfg.with_width(width);
-                cfg.in_channels = c;
-                cfg.num_classes = num_classes;
-                cfg.shortcut = if spec.choice("shortcut", &["a", "b"], "a")? == "b" {
-                    ShortcutOption::B
-                } else {
-                    ShortcutOption::A
-                };
-                cfg.preact = spec.bool("preact", false)?;
-                cfg.activation = activation(&mut spec)?;
-                cfg.batch_norm = spec.bool("bn", true)?;
-                cfg.gain = spec.positive("gain", 1.0)?;
-                if spec.name == "plain-resnet" {
-                    cfg = cfg.plain();
-                }
-                if block == "bottleneck" {
-                    cfg.block = BlockKind::Bottleneck;
-                }
-                let act = cfg.activation;
-                (
-                    Box::new(ResNet::new(&scope, &cfg).map_err(usage)?),
-                    act,
-                    &[
-                        "depth",
-                        "width",
-                        "block",
-                        "shortcut",
-                        "preact",
-                        "act",
-                        "bn",
-                        "gain",
-                        "aux",
-                        "aux-weight",
-                    ],
-                )
+    let (net, act): (Box<dyn Classifier<f32>>, ActivationKind) = match spec.name.as_str() {
+        "resnet" | "plain-resnet" => {
+            let depth = spec.usize("depth", 20)?;
+            let block = spec.choice("block", &["basic", "bottleneck"], "basic")?;
+            let mut cfg = if block == "bottleneck" {
+                ResNetConfig::cifar_bottleneck(depth)
+            } else {
+                ResNetConfig::cifar(depth)
             }
-            "plain-cnn" => {
-                let cfg = PlainCnnConfig {
-                    in_channels: c,
-                    num_classes,
-                    stack: stack(&mut spec, 16)?,
-                };
-                let (d, w) = (cfg.stack.depth as f64, cfg.stack.width as f64);
-                check_model_size(text, d * 9.0 * w * (w + c as f64) + w * num_classes as f64)?;
-                let act = cfg.stack.activation;
-                (
-                    Box::new(PlainCnn::new(&scope, &cfg).map_err(usage)?),
-                    act,
-                    &[
-                        "depth",
-                        "width",
-                        "act",
-                        "bn",
-                        "gain",
-                        "bias",
-                        "shortcut-every",
-                        "aux",
-                        "aux-weight",
-                    ],
-                )
+            .map_err(usage)?;
+            let width = spec.usize("width", 16)?;
+            // Stages widen to 4x the base width (16x with bottlenecks).
+            let widest = width as f64 * if block == "bottleneck" { 16.0 } else { 4.0 };
+            check_model_size(text, depth as f64 * 9.0 * widest * widest)?;
+            cfg = cfg.with_width(width);
+            cfg.in_channels = c;
+            cfg.num_classes = num_classes;
+            cfg.shortcut = if spec.choice("shortcut", &["a", "b"], "a")? == "b" {
+                ShortcutOption::B
+            } else {
+                ShortcutOption::A
+            };
+            cfg.preact = spec.bool("preact", false)?;
+            cfg.activation = activation(&mut spec)?;
+            cfg.batch_norm = spec.bool("bn", true)?;
+            cfg.gain = spec.positive("gain", 1.0)?;
+            if spec.name == "plain-resnet" {
+                cfg = cfg.plain();
             }
-            "plain-mlp" => {
-                let cfg = PlainMlpConfig {
-                    in_features: c * h * w,
-                    num_classes,
-                    stack: stack(&mut spec, 64)?,
-                };
-                let (d, wd) = (cfg.stack.depth as f64, cfg.stack.width as f64);
-                let inputs = (c * h * w) as f64;
-                check_model_size(text, wd * (inputs + d * wd + num_classes as f64))?;
-                let act = cfg.stack.activation;
-                (
-                    Box::new(PlainMlp::new(&scope, &cfg).map_err(usage)?),
-                    act,
-                    &[
-                        "depth",
-                        "width",
-                        "act",
-                        "bn",
-                        "gain",
-                        "bias",
-                        "shortcut-every",
-                        "aux",
-                        "aux-weight",
-                    ],
-                )
+            if block == "bottleneck" {
+                cfg.block = BlockKind::Bottleneck;
             }
-            "mobilenet" => {
-                let mut cfg = if spec.bool("v2", false)? {
-                    MobileNetConfig::small_v2()
-                } else {
-                    MobileNetConfig::small()
-                };
-                let multiplier = spec.positive("width", 1.0)?;
-                // The small MobileNets end at 1024 channels times the multiplier.
-                let widest = 1024.0 * multiplier;
-                check_model_size(text, 14.0 * widest * widest)?;
-                cfg = cfg.with_width(multiplier);
-                cfg.in_channels = c;
-                cfg.num_classes = num_classes;
-                cfg.activation = activation(&mut spec)?;
-                let act = cfg.activation;
-                (
-                    Box::new(MobileNet::new(&scope, &cfg).map_err(usage)?),
-                    act,
-                    &["width", "v2", "act", "aux", "aux-weight"],
-                )
-            }
-            other => return Err(unknown("model", other, &MODEL_NAMES).into()),
-        };
+            let act = cfg.activation;
+            (Box::new(ResNet::new(&scope, &cfg).map_err(usage)?), act)
+        }
+        "plain-cnn" => {
+            let cfg = PlainCnnConfig {
+                in_channels: c,
+                num_classes,
+                stack: stack(&mut spec, 16)?,
+            };
+            let (d, w) = (cfg.stack.depth as f64, cfg.stack.width as f64);
+            check_model_size(text, d * 9.0 * w * (w + c as f64) + w * num_classes as f64)?;
+            let act = cfg.stack.activation;
+            (Box::new(PlainCnn::new(&scope, &cfg).map_err(usage)?), act)
+        }
+        "plain-mlp" => {
+            let cfg = PlainMlpConfig {
+                in_features: c * h * w,
+                num_classes,
+                stack: stack(&mut spec, 64)?,
+            };
+            let (d, wd) = (cfg.stack.depth as f64, cfg.stack.width as f64);
+            let inputs = (c * h * w) as f64;
+            check_model_size(text, wd * (inputs + d * wd + num_classes as f64))?;
+            let act = cfg.stack.activation;
+            (Box::new(PlainMlp::new(&scope, &cfg).map_err(usage)?), act)
+        }
+        "mobilenet" => {
+            let mut cfg = if spec.bool("v2", false)? {
+                MobileNetConfig::small_v2()
+            } else {
+                MobileNetConfig::small()
+            };
+            let multiplier = spec.positive("width", 1.0)?;
+            // The small MobileNets end at 1024 channels times the multiplier.
+            let widest = 1024.0 * multiplier;
+            check_model_size(text, 14.0 * widest * widest)?;
+            cfg = cfg.with_width(multiplier);
+            cfg.in_channels = c;
+            cfg.num_classes = num_classes;
+            cfg.activation = activation(&mut spec)?;
+            let act = cfg.activation;
+            (Box::new(MobileNet::new(&scope, &cfg).map_err(usage)?), act)
+        }
+        other => return Err(unknown("model", other, &MODEL_NAMES).into()),
+    };
     let aux = spec.list("aux");
     let weight = spec.f64("aux-weight", DEFAULT_AUX_WEIGHT)?;
-    spec.finish(keys)?;
+    spec.finish()?;
     net.check_input(&[1, c, h, w]).map_err(usage)?;
     let net: Box<dyn Classifier<f32>> = if aux.is_empty() {
         net

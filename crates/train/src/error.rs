@@ -26,7 +26,7 @@ pub enum TrainError {
     },
     /// The loss or a gradient of a step is NaN or infinite; the update was
     /// not applied.
-    #[error("step {step}: {cause}; training stopped before applying that update")]
+    #[error("training diverged at step {step}: {}; that update was not applied and training stopped (the last checkpoint is kept)", finding(cause))]
     NonFinite {
         /// The step (0-based) whose loss or gradient is not finite.
         step: u64,
@@ -76,6 +76,18 @@ pub enum TrainError {
     /// A tensor failure.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+}
+
+/// What the non-finite guard found, without the optimizer's own advice
+/// (which assumes the run goes on).
+fn finding(cause: &NnError) -> String {
+    match cause {
+        NnError::NonFiniteLoss { value } => format!("the loss is {value}"),
+        NnError::NonFiniteGradient { name, index, value } => {
+            format!("the gradient of {name} is {value} at element {index}")
+        }
+        other => other.to_string(),
+    }
 }
 
 impl TrainError {

@@ -197,9 +197,9 @@ impl FromStr for OptimizerSpec {
         if kind == OptimizerKind::Sgd {
             out.momentum = spec.f64("momentum", 0.9)?;
             out.nesterov = spec.bool("nesterov", false)?;
-            spec.finish(&["lr", "momentum", "nesterov", "weight-decay"])?;
+            spec.finish()?;
         } else {
-            spec.finish(&["lr", "weight-decay"])?;
+            spec.finish()?;
         }
         Ok(out)
     }

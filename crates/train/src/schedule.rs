@@ -170,7 +170,7 @@ impl FromStr for ScheduleSpec {
         };
         let kind = match spec.name.as_str() {
             "constant" => {
-                spec.finish(&["warmup"])?;
+                spec.finish()?;
                 ScheduleKind::Constant
             }
             "step" => {
@@ -181,7 +181,7 @@ impl FromStr for ScheduleSpec {
                     )));
                 }
                 let gamma = gamma(&mut spec)?;
-                spec.finish(&["every", "gamma", "warmup"])?;
+                spec.finish()?;
                 ScheduleKind::Step { every, gamma }
             }
             "multistep" => {
@@ -206,7 +206,7 @@ impl FromStr for ScheduleSpec {
                     )));
                 }
                 let gamma = gamma(&mut spec)?;
-                spec.finish(&["at", "gamma", "warmup"])?;
+                spec.finish()?;
                 ScheduleKind::MultiStep { at, gamma }
             }
             "cosine" => {
@@ -214,7 +214,7 @@ impl FromStr for ScheduleSpec {
                 if min < 0.0 {
                     return Err(TrainError::Spec(format!("'{text}': min={min} is negative")));
                 }
-                spec.finish(&["min", "warmup"])?;
+                spec.finish()?;
                 ScheduleKind::Cosine { min }
             }
             other => {

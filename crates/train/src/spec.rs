@@ -22,6 +22,9 @@ pub struct Spec {
     /// The name before the colon.
     pub name: String,
     args: Vec<(Option<String>, String, bool)>,
+    /// The keys read so far, in order: the valid keys an error lists, so a
+    /// parser never keeps a second list of them by hand.
+    asked: Vec<String>,
 }
 
 impl Spec {
@@ -71,10 +74,14 @@ impl Spec {
             text: text.to_string(),
             name: name.to_string(),
             args,
+            asked: Vec::new(),
         })
     }
 
     fn take(&mut self, key: &str) -> Option<String> {
+        if !self.asked.iter().any(|k| k == key) {
+            self.asked.push(key.to_string());
+        }
         self.args
             .iter_mut()
             .find(|(k, _, used)| !used && k.as_deref() == Some(key))
@@ -223,8 +230,10 @@ impl Spec {
     /// Checks that every argument was read.
     ///
     /// # Errors
-    /// [`TrainError::Spec`] naming the first unknown key and the valid ones.
-    pub fn finish(&self, valid: &[&str]) -> Result<()> {
+    /// [`TrainError::Spec`] naming the first unknown key and the valid ones
+    /// (the keys the parser asked for).
+    pub fn finish(&self) -> Result<()> {
+        let valid = &self.asked;
         if let Some((k, v, _)) = self.args.iter().find(|(_, _, used)| !used) {
             let what = match k {
                 Some(k) => format!("unknown key '{k}'"),
@@ -269,11 +278,11 @@ mod tests {
         assert_eq!(s.usize("depth", 0).unwrap(), 20);
         assert_eq!(s.list("aux"), ["stage1", "stage2"]);
         assert_eq!(s.usize("width", 16).unwrap(), 16);
-        s.finish(&["depth", "aux", "width"]).unwrap();
+        s.finish().unwrap();
 
         let mut s = Spec::parse("idx:a.gz,b.gz").unwrap();
         assert_eq!(s.positionals(), ["a.gz", "b.gz"]);
-        s.finish(&[]).unwrap();
+        s.finish().unwrap();
     }
 
     #[test]
@@ -283,8 +292,8 @@ mod tests {
         let mut inner = s.inner("subset:digits,frac=0.1").unwrap();
         assert_eq!(inner.name, "digits");
         assert_eq!(inner.usize("size", 8).unwrap(), 16);
-        s.finish(&["frac"]).unwrap();
-        inner.finish(&["size"]).unwrap();
+        s.finish().unwrap();
+        inner.finish().unwrap();
 
         let mut s = Spec::parse("shuffled:patterns,signal=0.5").unwrap();
         let mut inner = s.inner("shuffled:digits").unwrap();
@@ -299,7 +308,8 @@ mod tests {
     fn errors_name_the_problem() {
         let mut s = Spec::parse("resnet:depht=20").unwrap();
         let _ = s.usize("depth", 20).unwrap();
-        let e = s.finish(&["depth", "width"]).unwrap_err().to_string();
+        let _ = s.usize("width", 16).unwrap();
+        let e = s.finish().unwrap_err().to_string();
         assert!(e.contains("depht") && e.contains("depth, width"), "{e}");
         let mut s = Spec::parse("resnet:depth=twenty").unwrap();
         assert!(s

@@ -76,7 +76,12 @@ fn a_non_finite_step_is_not_applied_and_names_the_step() {
     assert_eq!(flat_params(&net), before);
     let e = out.finite().unwrap_err();
     assert!(matches!(e, TrainError::NonFinite { step: 0, .. }), "{e}");
-    assert!(e.to_string().starts_with("step 0:"), "{e}");
+    let text = e.to_string();
+    assert!(text.starts_with("training diverged at step 0:"), "{text}");
+    assert!(
+        !text.contains("skipped"),
+        "the run stops; it skips nothing: {text}"
+    );
 }
 
 #[test]
