@@ -261,6 +261,32 @@ impl Recorder {
 /// every step. The global gradient norm and the successive cosine come from
 /// [`StepBuilder::gradient`] when given, else from the gradients passed to
 /// [`StepBuilder::layer`], else [`StepBuilder::grad_norm`] must be set.
+///
+/// # Examples
+/// From plain numbers, as a burn or candle loop computes them with its own
+/// tensor ops (`(g * g).mean().sqrt()` of each weight gradient and weight;
+/// the batch size times that of the gradient at each block output):
+/// ```
+/// use gradlab_diag::{diagnose, Recorder};
+///
+/// let mut recorder = Recorder::new(10);
+/// for step in 0..20 {
+///     // Numbers of a four-layer net whose gradients shrink 10x per layer
+///     // towards the input.
+///     let mut s = recorder.step(step, 2.30);
+///     for l in 0..4 {
+///         let grad_rms = 1e-2 * 10f64.powi(l - 3);
+///         s.layer_rms(&format!("layer{l}"), grad_rms, 0.05).update_ratio = Some(1e-3);
+///         s.position(&format!("block{l}"), 10.0 * grad_rms);
+///     }
+///     s.grad_norm(0.1).cos_previous(0.05);
+///     s.finish()?;
+/// }
+/// let d = diagnose(recorder.history())?;
+/// assert_eq!(d.verdict.as_str(), "vanishing");
+/// assert!((d.indicators.kappa.unwrap() - 10f64.ln()).abs() < 1e-9);
+/// # Ok::<(), gradlab_diag::DiagError>(())
+/// ```
 pub struct StepBuilder<'r> {
     recorder: &'r mut Recorder,
     record: StepRecord,
