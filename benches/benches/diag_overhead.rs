@@ -1,10 +1,10 @@
 //! What leaving the diagnostics on costs: one SGD training step of the CIFAR
 //! ResNet-20 (batch 32, 3x32x32 inputs, momentum 0.9), without and with
-//! `gradlab_diag::Recorder::record` at every step.
+//! `gradlab_train::ModelRecorder::record` at every step.
 //!
 //! - `plain`: forward, cross-entropy, backward, update;
 //! - `recorded`: the same with the tapped activations' gradients kept
-//!   (`backward_with_taps`) and `Recorder::record` before the update, as
+//!   (`backward_with_taps`) and `ModelRecorder::record` before the update, as
 //!   `run_diagnosed` does: per-layer gradient, weight and update statistics,
 //!   activation gradients at the 9 block outputs, the successive-gradient
 //!   cosine; forward statistics (dead units, diversity) every 10 steps;
@@ -16,12 +16,12 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gradlab_arch::{Classifier, LayerKind, ResNet, ResNetConfig};
-use gradlab_diag::{Recorder, RecorderOptions};
 use gradlab_nn::{
     cross_entropy, ActivationKind, CrossEntropyOptions, Ctx, Module, Optimizer, Scope, Sgd,
     SgdConfig,
 };
 use gradlab_tensor::Tensor;
+use gradlab_train::{ModelRecorder, RecorderOptions};
 
 const BATCH: usize = 32;
 
@@ -38,14 +38,14 @@ fn setup() -> (ResNet<f32>, Sgd<f32>) {
 }
 
 /// The recorder `run_diagnosed` would set up for this network.
-fn recorder(net: &ResNet<f32>, forward_stats_every: usize) -> Recorder {
+fn recorder(net: &ResNet<f32>, forward_stats_every: usize) -> ModelRecorder {
     let unit_taps = net
         .layers()
         .into_iter()
         .filter(|l| matches!(l.kind, LayerKind::Activation(ActivationKind::Relu)))
         .map(|l| l.name)
         .collect();
-    Recorder::new(
+    ModelRecorder::new(
         RecorderOptions {
             positions: net.block_names(),
             activation: Some(ActivationKind::Relu),
@@ -62,7 +62,7 @@ fn step(
     opt: &mut Sgd<f32>,
     images: &Tensor<f32>,
     labels: &[usize],
-    recorder: Option<(&mut Recorder, usize)>,
+    recorder: Option<(&mut ModelRecorder, usize)>,
 ) {
     let mut cx = Ctx::new();
     let x = cx.input(images.clone());

@@ -105,15 +105,24 @@ enum Command {
         #[arg(long)]
         log: Option<PathBuf>,
     },
-    /// Train briefly with diagnostics on and say why training learns or stalls.
+    /// Train briefly with diagnostics on and say why training learns or
+    /// stalls; or, with --history alone, diagnose a recorded run.
     #[command(after_help = SPEC_HELP)]
     Diagnose {
-        /// Model SPEC.
-        #[arg(long)]
-        model: String,
-        /// Data SPEC.
-        #[arg(long)]
-        data: String,
+        /// Model SPEC (with --data: train and diagnose).
+        #[arg(long, requires = "data")]
+        model: Option<String>,
+        /// Data SPEC (with --model).
+        #[arg(long, requires = "model")]
+        data: Option<String>,
+        /// gradlab-history file (JSON Lines): written while training with
+        /// --model and --data; without them, read and diagnosed, no training.
+        #[arg(long, required_unless_present = "model")]
+        history: Option<PathBuf>,
+        /// Data for the probe of a recorded run that has none:
+        /// npy:FEATURES.npy,LABELS.npy or a data SPEC.
+        #[arg(long, conflicts_with = "model")]
+        probe_data: Option<String>,
         /// Training steps.
         #[arg(long, default_value_t = 300)]
         steps: usize,
@@ -259,17 +268,32 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             shuffle_control,
             json,
             out,
-        } => diagnose::run(&diagnose::DiagnoseArgs {
-            model,
-            data,
-            steps,
-            batch,
-            optimizer: gradlab_train::OptimizerSpec::new(optimizer, lr),
-            seed,
-            shuffle_control,
-            json,
-            out,
-        }),
+            history,
+            probe_data,
+        } => match (model, data, history) {
+            (Some(model), Some(data), history) => diagnose::run(&diagnose::DiagnoseArgs {
+                model,
+                data,
+                steps,
+                batch,
+                optimizer: gradlab_train::OptimizerSpec::new(optimizer, lr),
+                seed,
+                shuffle_control,
+                json,
+                out,
+                history,
+            }),
+            (None, None, Some(history)) => diagnose::run_replay(&diagnose::ReplayArgs {
+                history,
+                probe_data,
+                seed,
+                json,
+                out,
+            }),
+            _ => Err(CliError::Usage(
+                "diagnose needs --model and --data (train and diagnose), or --history FILE alone (diagnose a recorded run)".into(),
+            )),
+        },
         Command::Summary {
             model,
             input,

@@ -1,9 +1,88 @@
 //! Forward-pass indicators on a probe batch of activations `[N, units...]`:
-//! dead and saturated units (I11) and forward diversity (I12).
+//! dead and saturated units (I11) and forward diversity (I12), and the
+//! [`Activation`] a network uses.
 
-use gradlab_nn::ActivationKind;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DiagError, Result};
+
+/// The non-linearity of a network, as far as the diagnostics care: which
+/// units can be dead (ReLU) or saturated (sigmoid, tanh). Written in
+/// history files as `relu`, `leaky-relu`, `gelu`, `tanh` or `sigmoid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// `max(x, 0)`: units can be dead (output 0 on every example).
+    Relu,
+    /// Leaky ReLU, any slope: no dead or saturated regime.
+    LeakyRelu,
+    /// GELU: no dead or saturated regime.
+    Gelu,
+    /// `tanh x`: units saturate at ±1.
+    Tanh,
+    /// `1 / (1 + e^-x)`: units saturate at 0 and 1.
+    Sigmoid,
+}
+
+impl Activation {
+    /// Every activation, in the order of the history format's list.
+    pub const ALL: [Activation; 5] = [
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Gelu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ];
+
+    /// The name written in history files (`"leaky-relu"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu => "leaky-relu",
+            Activation::Gelu => "gelu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// The closed range of the activation's outputs, for the activations
+    /// whose units can be dead or saturated.
+    pub fn output_range(self) -> Option<(f32, f32)> {
+        match self {
+            Activation::Relu => Some((0.0, f32::INFINITY)),
+            Activation::Sigmoid => Some((0.0, 1.0)),
+            Activation::Tanh => Some((-1.0, 1.0)),
+            Activation::LeakyRelu | Activation::Gelu => None,
+        }
+    }
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Activation {
+    type Err = DiagError;
+
+    /// Parses the history-file name (`relu`, `leaky-relu`, `gelu`, `tanh`,
+    /// `sigmoid`; `leaky_relu` is accepted too).
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| DiagError::UnknownName {
+                what: "activation",
+                name: s.clone(),
+                expected: "relu, leaky-relu, gelu, tanh or sigmoid",
+            })
+    }
+}
 
 fn split(values: &[f32], batch: usize, indicator: &'static str) -> Result<usize> {
     if batch == 0 || values.is_empty() || values.len() % batch != 0 {
@@ -25,12 +104,12 @@ fn split(values: &[f32], batch: usize, indicator: &'static str) -> Result<usize>
 /// # Errors
 /// [`DiagError::InsufficientData`] when `values` does not split into `batch`
 /// examples, or for an activation without a dead or saturated regime (leaky ReLU, GELU).
-pub fn inactive_fraction(values: &[f32], batch: usize, activation: ActivationKind) -> Result<f64> {
+pub fn inactive_fraction(values: &[f32], batch: usize, activation: Activation) -> Result<f64> {
     let units = split(values, batch, "dead units")?;
     let inactive: fn(f32) -> bool = match activation {
-        ActivationKind::Relu => |y| y <= 0.0,
-        ActivationKind::Sigmoid => |y| y * (1.0 - y) < 1e-3,
-        ActivationKind::Tanh => |y| 1.0 - y * y < 1e-3,
+        Activation::Relu => |y| y <= 0.0,
+        Activation::Sigmoid => |y| y * (1.0 - y) < 1e-3,
+        Activation::Tanh => |y| 1.0 - y * y < 1e-3,
         other => {
             return Err(DiagError::InsufficientData {
                 indicator: "dead units",

@@ -1,6 +1,5 @@
 //! The one error type of this crate.
 
-use gradlab_nn::NnError;
 use thiserror::Error;
 
 /// Everything the diagnostics can reject.
@@ -31,12 +30,9 @@ pub enum DiagError {
     AllZeroGradients {
         /// The step of the record.
         step: usize,
-        /// How many parameter tensors were recorded.
+        /// How many parameter tensors (or layers) were recorded.
         params: usize,
     },
-    /// A layer or autodiff failure while recording.
-    #[error(transparent)]
-    Nn(#[from] NnError),
     /// A value that must be finite or in a range is not.
     #[error("{what}: invalid value {value}")]
     InvalidValue {
@@ -45,7 +41,61 @@ pub enum DiagError {
         /// The value.
         value: f64,
     },
+    /// A name that is not one of those known.
+    #[error("unknown {what} '{name}' (expected {expected})")]
+    UnknownName {
+        /// What the name names (`"activation"`).
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The names accepted.
+        expected: &'static str,
+    },
+    /// A step record that a loop filled with impossible numbers (a negative
+    /// RMS, a layer named twice, a step that does not come after the last).
+    #[error("step {step}, {field}: {reason}")]
+    InvalidRecord {
+        /// The step of the record.
+        step: usize,
+        /// The field, as named in the history format (`layers[2].grad_rms`).
+        field: String,
+        /// What is wrong, with the value.
+        reason: String,
+    },
+    /// A history file that cannot be read back: the line (1-based) and the
+    /// field (as named in the format) that are wrong.
+    #[error("{path} line {line}{}: {reason}", field_part(.field))]
+    HistoryFormat {
+        /// The file (or `<input>` when read from a stream).
+        path: String,
+        /// The line, counted from 1.
+        line: usize,
+        /// The field (`loss`, `layers[2].grad_rms`); empty for the whole line.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A history file could not be opened, read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done (`"cannot create history file"`).
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
-/// Shorthand for results of this crate.
+fn field_part(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!(", field `{field}`")
+    }
+}
+
+/// Shorthand for results of this crate. Not re-exported at the crate root,
+/// so that `use gradlab_diag::*` next to other crates' glob imports brings
+/// no second `Result` into scope.
 pub type Result<T, E = DiagError> = std::result::Result<T, E>;

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::activations::Activation;
 use crate::probe::ProbeResult;
 use crate::recorder::StepRecord;
 
@@ -49,12 +50,43 @@ pub struct CheckRecord {
     pub train_val_cos: Option<f64>,
 }
 
+/// What a run was, as far as the history file's first line says: none of
+/// it is needed to diagnose, all of it helps to read the result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Training label counts per class (the chance loss is their entropy).
+    #[serde(default)]
+    pub class_counts: Option<Vec<usize>>,
+    /// Tap names of the depth positions, input to output (informative: the
+    /// positions that count are those of each step).
+    #[serde(default)]
+    pub positions: Vec<String>,
+    /// The network's non-linearity.
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// What wrote the history (free text, e.g. `gradlab diagnose`, `pytorch 2.5`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The model (free text, e.g. a model SPEC).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The data (free text, e.g. a data SPEC).
+    #[serde(default)]
+    pub data: Option<String>,
+    /// Examples per training step.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
 /// A run's record: per-step statistics, held-out checks, and the data probe
 /// and shuffle control when they were run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Number of classes `K`.
     pub num_classes: usize,
+    /// What the run was (the history file's first line).
+    #[serde(default)]
+    pub run: RunInfo,
     /// Chance loss: the entropy of the training label distribution (ln K when balanced).
     #[serde(deserialize_with = "nan_from_null")]
     pub chance_loss: f64,
@@ -74,6 +106,7 @@ impl History {
     pub fn new(num_classes: usize) -> Self {
         History {
             num_classes,
+            run: RunInfo::default(),
             chance_loss: (num_classes.max(1) as f64).ln(),
             steps: Vec::new(),
             checks: Vec::new(),
@@ -82,12 +115,15 @@ impl History {
         }
     }
 
-    /// Sets the chance loss from class frequencies (their entropy).
+    /// Sets the chance loss from class frequencies (their entropy) and
+    /// keeps the counts in [`RunInfo::class_counts`]. All-zero counts
+    /// change nothing.
     pub fn set_class_prior(&mut self, counts: &[usize]) {
         let total: usize = counts.iter().sum();
         if total == 0 {
             return;
         }
+        self.run.class_counts = Some(counts.to_vec());
         self.chance_loss = counts
             .iter()
             .filter(|&&c| c > 0)

@@ -1,5 +1,5 @@
 //! The gated decision procedure that turns indicators into a verdict with
-//! its evidence (research note, section 3).
+//! its evidence (docs/diagnostics.md, "The decision procedure").
 //!
 //! Gates run in order: numerics (0), gradient flow through depth (A),
 //! whether the training loss is still near chance (B), the cause of a run
@@ -180,7 +180,8 @@ pub struct Indicators {
     pub first_non_finite_step: Option<usize>,
 }
 
-/// The thresholds of the procedure: the research note's starting values,
+/// The thresholds of the procedure: the starting values of
+/// docs/diagnostics.md ("Thresholds", each with its source),
 /// kept after calibration on the scenario suite except `tiny_update`
 /// (see docs/diagnostics.md for the calibration).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use gradlab_diag::depth_profile::{depth_slope, mean_field_kappa};
 use gradlab_diag::gradient_noise::{gradient_snr, mean_gradient_cosine, successive_cosine};
 use gradlab_diag::probe::{data_probe, ProbeOptions};
 use gradlab_diag::stats::{binomial_upper_tail, cosine, fit_line, median, rms};
-use gradlab_nn::ActivationKind as Activation;
+use gradlab_diag::Activation;
 use gradlab_tensor::{seeded_rng, Tensor};
 use ndarray::Array2;
 use proptest::prelude::*;

@@ -6,7 +6,7 @@
 //! indicators, the confusion matrix, and the accuracy at each setting.
 //!
 //! ```text
-//! cargo run --release -p gradlab-diag --example calibrate -- \
+//! cargo run --release -p gradlab-train --example calibrate -- \
 //!     [--seeds 0,1,2] [--only S1,S3] [--save runs.json | --load runs.json] [--verbose]
 //! ```
 //!

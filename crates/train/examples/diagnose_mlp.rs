@@ -8,9 +8,8 @@ use gradlab_arch::{ArchError, PlainMlp, PlainMlpConfig};
 use gradlab_data::{
     train_val_split, Dataset, Digits, DigitsConfig, Noise, NoiseConfig, PixelScale,
 };
-use gradlab_diag::RecorderOptions;
 use gradlab_nn::{ActivationKind, Scope};
-use gradlab_train::{run_diagnosed, OptimizerSpec, RunConfig};
+use gradlab_train::{run_diagnosed, OptimizerSpec, RecorderOptions, RunConfig};
 
 /// `depth` layers of width 64 with PyTorch-default initialisation.
 fn mlp(depth: usize, act: ActivationKind) -> Result<PlainMlp<f32>, ArchError> {

@@ -1,16 +1,18 @@
 //! A training run with diagnostics on, built on the [`Trainer`]: the
 //! recorder sees every step between backward and update, held-out checks
 //! measure the gradient SNR at fixed parameters, and the data probe and the
-//! label-shuffle control run when asked. Any other loop can do the same
-//! with a [`Recorder`] and [`gradlab_diag::diagnose`].
+//! label-shuffle control run when asked; the history can be streamed to a
+//! `gradlab-history` file as it goes. Any other loop can do the same with a
+//! [`ModelRecorder`] (or gradlab-diag's `Recorder`) and
+//! [`gradlab_diag::diagnose`].
+
+use std::path::PathBuf;
 
 use gradlab_arch::{Classifier, LayerKind};
 use gradlab_data::{Dataset, ShuffledLabels};
 use gradlab_diag::gradient_noise::{gradient_snr, mean_gradient_cosine};
-use gradlab_diag::probe::{data_probe, ProbeOptions};
-use gradlab_diag::{
-    diagnose_with, CheckRecord, DiagnoseOptions, Diagnosis, History, Recorder, RecorderOptions,
-};
+use gradlab_diag::probe::{data_probe, ProbeOptions, ProbeResult};
+use gradlab_diag::{diagnose_with, CheckRecord, DiagnoseOptions, Diagnosis, History, RunInfo};
 use gradlab_nn::{ActivationKind, GradMap, HasParams};
 use gradlab_tensor::Tensor;
 use ndarray::Array2;
@@ -20,6 +22,7 @@ use crate::batches::BatchStream;
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::optimizer::OptimizerSpec;
+use crate::record::{ModelRecorder, RecorderOptions};
 use crate::step::{forward_backward, Trainer};
 
 /// Settings of a diagnosed run.
@@ -47,6 +50,12 @@ pub struct RunConfig {
     pub recorder: RecorderOptions,
     /// How the verdict is reached.
     pub diagnose: DiagnoseOptions,
+    /// Stream the history to this `gradlab-history` file while training.
+    pub history_file: Option<PathBuf>,
+    /// What the run is, for the history's run line (`source`, `model`,
+    /// `data`); the class counts, positions, activation and batch size are
+    /// filled in by the run.
+    pub run_info: RunInfo,
 }
 
 impl Default for RunConfig {
@@ -66,6 +75,8 @@ impl Default for RunConfig {
                 ..Default::default()
             },
             diagnose: DiagnoseOptions::default(),
+            history_file: None,
+            run_info: RunInfo::default(),
         }
     }
 }
@@ -174,6 +185,32 @@ fn design_matrix(data: &dyn Dataset, limit: usize) -> Result<(Array2<f32>, Vec<u
     Ok((x, y))
 }
 
+/// Runs gradlab-diag's data probe (default options) on the flattened
+/// examples of two datasets; `None` when either is empty.
+///
+/// # Errors
+/// Data errors; probe errors (a label out of range).
+pub fn probe_datasets(
+    train: &dyn Dataset,
+    val: &dyn Dataset,
+    num_classes: usize,
+) -> Result<Option<ProbeResult>> {
+    let opts = ProbeOptions::default();
+    let (tx, ty) = design_matrix(train, opts.max_train)?;
+    let (vx, vy) = design_matrix(val, opts.max_val)?;
+    if ty.is_empty() || vy.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(data_probe(
+        tx.view(),
+        &ty,
+        vx.view(),
+        &vy,
+        num_classes,
+        &opts,
+    )?))
+}
+
 /// Trains a fresh model from `make_model` on `train` for `config.steps`
 /// steps with diagnostics on, checks it on `val`, optionally runs the data
 /// probe and the label-shuffle control, and diagnoses the run.
@@ -182,7 +219,9 @@ fn design_matrix(data: &dyn Dataset, limit: usize) -> Result<(Array2<f32>, Vec<u
 /// saturated units are counted on the outputs of its activation layers
 /// (of the recorder's `activation`, or of the network's most common one
 /// when that is not given); networks with auxiliary heads train on the
-/// combined loss.
+/// combined loss. With [`RunConfig::history_file`] the history is written
+/// to that file line by line as the run goes (the probe and the shuffle
+/// control when they are done).
 ///
 /// # Errors
 /// [`TrainError::Model`] when the factory fails; training, data and recording
@@ -232,7 +271,7 @@ where
                 .collect();
         }
     }
-    let mut recorder = Recorder::new(recorder_options, k);
+    let mut recorder = ModelRecorder::new(recorder_options, k);
     let counts = {
         let mut c = vec![0usize; k];
         for i in 0..train.len() {
@@ -243,7 +282,14 @@ where
         }
         c
     };
-    recorder.history_mut().set_class_prior(&counts);
+    recorder.set_run_info(RunInfo {
+        class_counts: Some(counts),
+        batch_size: Some(config.batch_size),
+        ..config.run_info.clone()
+    });
+    if let Some(path) = &config.history_file {
+        recorder.stream_to(path)?;
+    }
 
     let mut trainer = Trainer::new(&config.optimizer, config.seed)?.with_taps(true);
     let mut stream = BatchStream::new(train, config.batch_size, config.seed)?;
@@ -267,7 +313,7 @@ where
             if checks.contains(&step) && !non_finite {
                 // At the parameters the step's gradients were taken at.
                 let check = held_out_check(model, train, val, config, step)?;
-                recorder.add_check(check);
+                recorder.add_check(check)?;
             }
             Ok(())
         })?;
@@ -289,12 +335,8 @@ where
             total: 1,
             loss: f64::NAN,
         });
-        let opts = ProbeOptions::default();
-        let (tx, ty) = design_matrix(train, opts.max_train)?;
-        let (vx, vy) = design_matrix(val, opts.max_val)?;
-        if !ty.is_empty() && !vy.is_empty() {
-            recorder.history_mut().probe =
-                Some(data_probe(tx.view(), &ty, vx.view(), &vy, k, &opts)?);
+        if let Some(probe) = probe_datasets(train, val, k)? {
+            recorder.set_probe(probe)?;
         }
     }
 
@@ -317,7 +359,7 @@ where
                 break;
             }
         }
-        recorder.history_mut().shuffle_control = Some(losses);
+        recorder.set_shuffle_control(losses)?;
     }
 
     let history = recorder.into_history();

@@ -15,7 +15,9 @@
 //! - [`train_epochs`]: epochs with held-out evaluation, a crash-safe
 //!   [`MetricsLog`], checkpoints and exact resumption; an observer callback
 //!   shows progress and can stop the run (interrupts).
-//! - [`run_diagnosed`]: a run with gradlab-diag's recorder on every step,
+//! - [`ModelRecorder`]: gradlab-diag's stats-only recorder fed from a
+//!   gradlab network (parameters, gradients, tapped activations).
+//! - [`run_diagnosed`]: a run with the model recorder on every step,
 //!   held-out checks, the data probe and the label-shuffle control, and its
 //!   verdict; [`suite`]: the scenario suite whose right verdicts are known
 //!   by construction (tests and calibration of the thresholds).
@@ -48,7 +50,7 @@
 //! Layout: `optimizer.rs`, `schedule.rs` (the specs, on the grammar of
 //! `spec.rs`), `step.rs` (the step and [`Trainer`]), `evaluate.rs`,
 //! `batches.rs`, `epochs.rs` and `metrics_log.rs` (the epoch loop and its
-//! files), `diagnosed.rs` (the diagnosed run), `suite.rs`, `error.rs`.
+//! files), `record.rs` (the model recorder), `diagnosed.rs` (the diagnosed run), `suite.rs`, `error.rs`.
 
 mod batches;
 mod diagnosed;
@@ -57,17 +59,21 @@ mod error;
 mod evaluate;
 mod metrics_log;
 mod optimizer;
+mod record;
 mod schedule;
 pub mod spec;
 mod step;
 pub mod suite;
 
 pub use batches::BatchStream;
-pub use diagnosed::{flat_params, run_diagnosed, DiagnosedRun, RunConfig, RunProgress};
+pub use diagnosed::{
+    flat_params, probe_datasets, run_diagnosed, DiagnosedRun, RunConfig, RunProgress,
+};
 pub use epochs::{train_epochs, EpochConfig, Flow, RunFiles, TrainEvent, TrainOutcome};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, Evaluation};
 pub use metrics_log::{LogRow, MetricsLog, CSV_HEADER};
 pub use optimizer::{OptimizerKind, OptimizerSpec};
+pub use record::{diag_activation, ModelRecorder, RecorderOptions};
 pub use schedule::{ScheduleKind, ScheduleSpec};
 pub use step::{forward_backward, step_seed, Pass, StepOutput, Trainer};

@@ -22,6 +22,7 @@
 //! | C3 | plain ReLU CNN, 20 layers, with BatchNorm, clean patterns, lr 0.01 | anything but `vanishing` |
 
 use std::fmt;
+use std::path::Path;
 
 use gradlab_arch::{PlainCnn, PlainCnnConfig, PlainMlp, PlainMlpConfig, ResNet, ResNetConfig};
 use gradlab_data::{
@@ -32,12 +33,13 @@ use gradlab_nn::{ActivationKind, Init, Scope};
 use serde::{Deserialize, Serialize};
 
 use gradlab_diag::{
-    diagnose_with, DiagnoseOptions, Diagnosis, History, RecorderOptions, Thresholds, Verdict,
+    diagnose_with, DiagnoseOptions, Diagnosis, History, RunInfo, Thresholds, Verdict,
 };
 
 use crate::diagnosed::{run_diagnosed, DiagnosedRun, RunConfig, RunProgress};
 use crate::error::Result;
 use crate::optimizer::OptimizerSpec;
+use crate::record::RecorderOptions;
 
 /// One scenario of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,7 +185,7 @@ fn base_config(seed: u64, activation: ActivationKind) -> RunConfig {
 }
 
 impl Scenario {
-    /// Every scenario, in the order of the research note.
+    /// Every scenario, in the order of the table in docs/diagnostics.md.
     pub const ALL: [Scenario; 10] = [
         Scenario::S1,
         Scenario::S2,
@@ -260,12 +262,51 @@ impl Scenario {
     /// # Errors
     /// Data, model and training errors (none are expected).
     pub fn run(self, seed: u64, progress: &mut dyn FnMut(&RunProgress)) -> Result<DiagnosedRun> {
+        self.run_with(seed, None, progress)
+    }
+
+    /// Trains and diagnoses the scenario with `seed`, streaming its history
+    /// to a `gradlab-history` file at `path`.
+    ///
+    /// # Errors
+    /// As [`Scenario::run`], and file errors.
+    pub fn run_recorded(
+        self,
+        seed: u64,
+        path: &Path,
+        progress: &mut dyn FnMut(&RunProgress),
+    ) -> Result<DiagnosedRun> {
+        self.run_with(seed, Some(path), progress)
+    }
+
+    fn run_with(
+        self,
+        seed: u64,
+        path: Option<&Path>,
+        progress: &mut dyn FnMut(&RunProgress),
+    ) -> Result<DiagnosedRun> {
+        let recorded = |cfg: RunConfig| RunConfig {
+            history_file: path.map(Path::to_path_buf),
+            run_info: RunInfo {
+                source: Some("gradlab-train scenario suite".into()),
+                model: Some(format!("{self}: {}", self.description())),
+                data: Some(format!("seed {seed}")),
+                ..Default::default()
+            },
+            ..cfg
+        };
         let k = PATTERN_CLASSES;
         match self {
             Scenario::S1 => {
                 let (train, val) = clean_patterns(seed)?;
                 let cfg = base_config(seed, ActivationKind::Sigmoid);
-                run_diagnosed(&|| suite_sigmoid_mlp(seed, k), &train, &val, &cfg, progress)
+                run_diagnosed(
+                    &|| suite_sigmoid_mlp(seed, k),
+                    &train,
+                    &val,
+                    &recorded(cfg),
+                    progress,
+                )
             }
             Scenario::S2 => {
                 let (train, val) = clean_patterns(seed)?;
@@ -275,7 +316,7 @@ impl Scenario {
                     c.stack.batch_norm = false;
                     PlainCnn::<f32>::new(&Scope::new(seed), &c)
                 };
-                run_diagnosed(&make, &train, &val, &cfg, progress)
+                run_diagnosed(&make, &train, &val, &recorded(cfg), progress)
             }
             Scenario::S3 => {
                 let (train, val) = noise(seed)?;
@@ -283,7 +324,13 @@ impl Scenario {
                     shuffle_control: true,
                     ..base_config(seed, ActivationKind::Relu)
                 };
-                run_diagnosed(&|| suite_resnet(seed, k), &train, &val, &cfg, progress)
+                run_diagnosed(
+                    &|| suite_resnet(seed, k),
+                    &train,
+                    &val,
+                    &recorded(cfg),
+                    progress,
+                )
             }
             Scenario::S4 => {
                 let digits = Digits::new(DigitsConfig::default())?;
@@ -294,12 +341,24 @@ impl Scenario {
                     shuffle_control: true,
                     ..base_config(seed, ActivationKind::Relu)
                 };
-                run_diagnosed(&|| suite_resnet(seed, k), &train, &val, &cfg, progress)
+                run_diagnosed(
+                    &|| suite_resnet(seed, k),
+                    &train,
+                    &val,
+                    &recorded(cfg),
+                    progress,
+                )
             }
             Scenario::S5 => {
                 let (train, val) = clean_patterns(seed)?;
                 let cfg = base_config(seed, ActivationKind::Relu);
-                run_diagnosed(&|| suite_resnet(seed, k), &train, &val, &cfg, progress)
+                run_diagnosed(
+                    &|| suite_resnet(seed, k),
+                    &train,
+                    &val,
+                    &recorded(cfg),
+                    progress,
+                )
             }
             Scenario::S6 => {
                 let (train, val) = clean_patterns(seed)?;
@@ -310,7 +369,7 @@ impl Scenario {
                     c.stack.gain = 18f64.sqrt();
                     PlainMlp::<f32>::new(&Scope::new(seed), &c)
                 };
-                run_diagnosed(&make, &train, &val, &cfg, progress)
+                run_diagnosed(&make, &train, &val, &recorded(cfg), progress)
             }
             Scenario::S7 => {
                 let digits = Digits::new(DigitsConfig::default())?;
@@ -328,7 +387,7 @@ impl Scenario {
                         &PlainMlpConfig::new(SIDE * SIDE, k, 3, 256, ActivationKind::Relu),
                     )
                 };
-                run_diagnosed(&make, &train, &val, &cfg, progress)
+                run_diagnosed(&make, &train, &val, &recorded(cfg), progress)
             }
             Scenario::C1 => {
                 let (train, val) = clean_patterns(seed)?;
@@ -338,7 +397,13 @@ impl Scenario {
                     shuffle_control: true,
                     ..base
                 };
-                run_diagnosed(&|| suite_resnet(seed, k), &train, &val, &cfg, progress)
+                run_diagnosed(
+                    &|| suite_resnet(seed, k),
+                    &train,
+                    &val,
+                    &recorded(cfg),
+                    progress,
+                )
             }
             Scenario::C2 => {
                 let (train, val) = clean_patterns(seed)?;
@@ -348,7 +413,7 @@ impl Scenario {
                     c.stack.bias_init = Init::Constant(-2.0);
                     PlainMlp::<f32>::new(&Scope::new(seed), &c)
                 };
-                run_diagnosed(&make, &train, &val, &cfg, progress)
+                run_diagnosed(&make, &train, &val, &recorded(cfg), progress)
             }
             Scenario::C3 => {
                 let (train, val) = clean_patterns(seed)?;
@@ -365,7 +430,7 @@ impl Scenario {
                     c.stack.batch_norm = true;
                     PlainCnn::<f32>::new(&Scope::new(seed), &c)
                 };
-                run_diagnosed(&make, &train, &val, &cfg, progress)
+                run_diagnosed(&make, &train, &val, &recorded(cfg), progress)
             }
         }
     }

@@ -3,10 +3,12 @@
 
 use gradlab_arch::{PlainMlp, PlainMlpConfig};
 use gradlab_data::{train_val_split, Patterns, PatternsConfig};
-use gradlab_diag::{diagnose, DiagError, Recorder, RecorderOptions};
+use gradlab_diag::{diagnose, DiagError};
 use gradlab_nn::{ActivationKind, Ctx, GradMap, Module, Scope};
 use gradlab_tensor::Tensor;
-use gradlab_train::{run_diagnosed, DiagnosedRun, RunConfig};
+use gradlab_train::{
+    run_diagnosed, DiagnosedRun, ModelRecorder, RecorderOptions, RunConfig, TrainError,
+};
 
 fn tiny_model() -> Result<PlainMlp<f32>, gradlab_arch::ArchError> {
     PlainMlp::new(
@@ -25,7 +27,7 @@ fn all_zero_gradients_are_rejected_not_diagnosed() {
         gradlab_nn::cross_entropy(&mut cx, logits, &[0, 1, 2, 0], &Default::default()).unwrap();
     let (grads, taps) = cx.backward_with_taps(loss).unwrap();
 
-    let mut recorder = Recorder::new(RecorderOptions::default(), 3);
+    let mut recorder = ModelRecorder::new(RecorderOptions::default(), 3);
     recorder
         .record(0, &model, &cx, &grads, &taps, None)
         .unwrap();
@@ -39,7 +41,7 @@ fn all_zero_gradients_are_rejected_not_diagnosed() {
         .record(1, &model, &cx, &zeroed, &taps, None)
         .unwrap_err();
     assert!(
-        matches!(err, DiagError::AllZeroGradients { step: 1, .. }),
+        matches!(&err, TrainError::Diag(e) if matches!(**e, DiagError::AllZeroGradients { step: 1, .. })),
         "{err}"
     );
     assert!(err.to_string().contains("zeroed"));
@@ -146,7 +148,7 @@ fn dead_units_are_counted_on_the_non_linearities_only() {
             unit_taps,
             ..Default::default()
         };
-        let mut recorder = Recorder::new(options, 3);
+        let mut recorder = ModelRecorder::new(options, 3);
         let record = recorder.record(0, &net, &cx, &grads, &taps, None).unwrap();
         record.dead_max.unwrap()
     };

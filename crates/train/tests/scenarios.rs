@@ -1,4 +1,5 @@
-//! The scenario suite (ground truth by construction, research note §3.1):
+//! The scenario suite (ground truth by construction, docs/diagnostics.md,
+//! "The scenario suite"):
 //! every scenario of `gradlab_train::suite` with three seeds must get its
 //! right verdict, vanishing and no-signal are never confused, and the
 //! contrast the library exists for holds: the same over-parameterised

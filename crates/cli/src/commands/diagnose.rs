@@ -1,11 +1,19 @@
 //! `gradlab diagnose`: train a model briefly with diagnostics on and say
-//! why it learns or stalls, with the evidence.
+//! why it learns or stalls, with the evidence; or diagnose a run recorded
+//! in a `gradlab-history` file (by gradlab or another framework).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gradlab_diag::plot::{depth_profile_svg, profile_steps};
-use gradlab_diag::RecorderOptions;
-use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RunConfig};
+use gradlab_diag::{
+    data_probe, diagnose_with, read_history, DiagnoseOptions, ProbeOptions, RunInfo,
+};
+use gradlab_train::{
+    probe_datasets, run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig,
+};
+use ndarray::{Array1, Array2};
+
+use crate::error::CliError;
 
 use crate::data_spec::build_data;
 use crate::error::{CliError, Result};
@@ -34,6 +42,8 @@ pub struct DiagnoseArgs {
     pub json: Option<PathBuf>,
     /// Write the depth-profile plot into this folder.
     pub out: Option<PathBuf>,
+    /// Stream the run's history to this file.
+    pub history: Option<PathBuf>,
 }
 
 /// Trains and diagnoses, with a progress bar.
@@ -73,6 +83,13 @@ pub fn diagnose(args: &DiagnoseArgs) -> Result<DiagnosedRun> {
         recorder: RecorderOptions {
             activation: Some(probe.activation),
             forward_stats_every: 10,
+            ..Default::default()
+        },
+        history_file: args.history.clone(),
+        run_info: RunInfo {
+            source: Some(format!("gradlab diagnose {}", env!("CARGO_PKG_VERSION"))),
+            model: Some(args.model.clone()),
+            data: Some(args.data.clone()),
             ..Default::default()
         },
         ..RunConfig::default()
@@ -145,17 +162,193 @@ pub fn print_diagnosis(run: &DiagnosedRun) {
 /// As [`diagnose`], and file errors.
 pub fn run(args: &DiagnoseArgs) -> Result<()> {
     let run = diagnose(args)?;
-    print_diagnosis(&run);
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.history {
+        println!("wrote {}\n", path.display());
+    }
+    report(&run, args.json.as_deref(), args.out.as_deref())
+}
+
+/// Prints the diagnosis and writes the JSON and the depth-profile plot.
+fn report(run: &DiagnosedRun, json: Option<&Path>, out: Option<&Path>) -> Result<()> {
+    print_diagnosis(run);
+    if let Some(path) = json {
         write_json(path, &run.diagnosis)?;
         println!("\nwrote {}", path.display());
     }
-    if let Some(dir) = &args.out {
-        let title = format!("{} on {}", args.model, args.data);
-        let svg = depth_profile_svg(&run.history, &profile_steps(&run.history), &title)?;
+    if let Some(dir) = out {
+        let svg = depth_profile_svg(&run.history, &profile_steps(&run.history), &plot_title(run))?;
         let path = dir.join("depth_profile.svg");
         write_file(&path, svg.as_bytes())?;
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// "MODEL on DATA" from the run information, or what there is of it.
+fn plot_title(run: &DiagnosedRun) -> String {
+    let info = &run.history.run;
+    match (&info.model, &info.data) {
+        (Some(m), Some(d)) => format!("{m} on {d}"),
+        (Some(m), None) => m.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => info.source.clone().unwrap_or_else(|| "recorded run".into()),
+    }
+}
+
+/// The options of `gradlab diagnose --history FILE` without a model.
+#[derive(Debug, Clone)]
+pub struct ReplayArgs {
+    /// The history file to read.
+    pub history: PathBuf,
+    /// Data for the probe when the history has none: `npy:X.npy,Y.npy` or a data SPEC.
+    pub probe_data: Option<String>,
+    /// Seed of the data SPEC's split.
+    pub seed: u64,
+    /// Write the diagnosis as JSON here.
+    pub json: Option<PathBuf>,
+    /// Write the depth-profile plot into this folder.
+    pub out: Option<PathBuf>,
+}
+
+/// Reads a recorded run and diagnoses it as the live run was; warnings (a
+/// torn last line) go to standard error.
+///
+/// # Errors
+/// File and format errors naming the line and field (exit code 1); a bad
+/// `--probe-data` (exit code 2 for a malformed spec).
+pub fn replay(args: &ReplayArgs) -> Result<DiagnosedRun> {
+    let read = read_history(&args.history)?;
+    for w in &read.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut history = read.history;
+    if let Some(spec) = &args.probe_data {
+        if history.probe.is_some() {
+            eprintln!(
+                "warning: {} has a probe line; --probe-data {spec} is not used",
+                args.history.display()
+            );
+        } else {
+            history.probe = probe_from_spec(spec, history.num_classes, args.seed)?;
+        }
+    }
+    let diagnosis = diagnose_with(&history, &DiagnoseOptions::default())?;
+    Ok(DiagnosedRun { diagnosis, history })
+}
+
+/// `gradlab diagnose --history FILE`.
+///
+/// # Errors
+/// As [`replay`], and file errors.
+pub fn run_replay(args: &ReplayArgs) -> Result<()> {
+    let run = replay(args)?;
+    report(&run, args.json.as_deref(), args.out.as_deref())
+}
+
+/// The data probe on `--probe-data`: `npy:FEATURES.npy,LABELS.npy` (every
+/// fifth row held out) or a data SPEC (its own training and held-out split).
+fn probe_from_spec(
+    spec: &str,
+    num_classes: usize,
+    seed: u64,
+) -> Result<Option<gradlab_diag::ProbeResult>> {
+    if let Some(files) = spec.strip_prefix("npy:") {
+        let (xf, yf) = files.split_once(',').ok_or_else(|| {
+            CliError::Usage(format!(
+                "--probe-data '{spec}': expected npy:FEATURES.npy,LABELS.npy"
+            ))
+        })?;
+        let x = read_features(Path::new(xf))?;
+        let y = read_labels(Path::new(yf), num_classes)?;
+        if x.nrows() != y.len() {
+            return Err(CliError::Run(format!(
+                "--probe-data: {xf} has {} rows but {yf} has {} labels",
+                x.nrows(),
+                y.len()
+            )));
+        }
+        let (mut tr, mut va) = (Vec::new(), Vec::new());
+        for i in 0..y.len() {
+            if i % 5 == 4 {
+                va.push(i)
+            } else {
+                tr.push(i)
+            }
+        }
+        if tr.is_empty() || va.is_empty() {
+            return Err(CliError::Run(format!(
+                "--probe-data: {} examples are too few to hold every fifth out",
+                y.len()
+            )));
+        }
+        let rows = |idx: &[usize]| x.select(ndarray::Axis(0), idx);
+        let labels = |idx: &[usize]| idx.iter().map(|&i| y[i]).collect::<Vec<_>>();
+        let probe = data_probe(
+            rows(&tr).view(),
+            &labels(&tr),
+            rows(&va).view(),
+            &labels(&va),
+            num_classes,
+            &ProbeOptions::default(),
+        )?;
+        return Ok(Some(probe));
+    }
+    let data = build_data(spec, seed)?;
+    if data.num_classes() != num_classes {
+        return Err(CliError::Usage(format!(
+            "--probe-data '{spec}' has {} classes but the history has {num_classes}",
+            data.num_classes()
+        )));
+    }
+    Ok(probe_datasets(&*data.train, &*data.val, num_classes)?)
+}
+
+/// Features `[N, D]` of float32 or float64 from a .npy file.
+fn read_features(path: &Path) -> Result<Array2<f32>> {
+    use ndarray_npy::read_npy;
+    let shown = path.display();
+    if let Ok(x) = read_npy::<_, Array2<f32>>(path) {
+        return Ok(x);
+    }
+    match read_npy::<_, Array2<f64>>(path) {
+        Ok(x) => Ok(x.mapv(|v| v as f32)),
+        Err(e) => Err(CliError::Run(format!(
+            "--probe-data: {shown}: expected a float32 or float64 array of shape [N, D] ({e})"
+        ))),
+    }
+}
+
+/// Integer labels `[N]` in `0..num_classes` from a .npy file.
+fn read_labels(path: &Path, num_classes: usize) -> Result<Vec<usize>> {
+    use ndarray_npy::read_npy;
+    let shown = path.display();
+    let wide: Array1<i64> = if let Ok(y) = read_npy::<_, Array1<i64>>(path) {
+        y
+    } else if let Ok(y) = read_npy::<_, Array1<i32>>(path) {
+        y.mapv(i64::from)
+    } else if let Ok(y) = read_npy::<_, Array1<u8>>(path) {
+        y.mapv(i64::from)
+    } else {
+        match read_npy::<_, Array1<u64>>(path) {
+            Ok(y) => y.mapv(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            Err(e) => {
+                return Err(CliError::Run(format!(
+                    "--probe-data: {shown}: expected an integer array (int64, int32, uint8 or uint64) of shape [N] ({e})"
+                )))
+            }
+        }
+    };
+    wide.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&c| c < num_classes)
+                .ok_or_else(|| {
+                    CliError::Run(format!(
+                        "--probe-data: {shown}: label {v} at row {i} is not in 0..{num_classes}"
+                    ))
+                })
+        })
+        .collect()
 }

@@ -4,9 +4,9 @@
 //! and a deep plain sigmoid network on clean data is the true-vanishing contrast.
 
 use gradlab_diag::plot::{profile_svg, ProfileSeries};
-use gradlab_diag::{RecorderOptions, Verdict};
+use gradlab_diag::Verdict;
 use gradlab_nn::HasParams;
-use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RunConfig};
+use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig};
 use serde_json::json;
 
 use crate::data_spec::build_data;

@@ -4,8 +4,7 @@
 //! BatchNorm: the gradient of every layer from input to output at
 //! initialisation and after training, the depth slope, and the curves.
 
-use gradlab_diag::RecorderOptions;
-use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RunConfig};
+use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig};
 use serde_json::json;
 
 use crate::charts::{line_chart, Line};
