@@ -8,7 +8,8 @@
 //! and `data_spec.rs` (specs to networks and datasets), `commands/` (one
 //! file per subcommand), `experiments/` (the four experiments of the demo),
 //! `report.rs` and `charts.rs` (the HTML report and its SVG charts),
-//! `output.rs` (atomic result files), `progress.rs`.
+//! `output.rs` (atomic result files), `progress.rs`, `ranks.rs` (the
+//! ranks of a data-parallel run: MPI when launched by mpirun).
 
 pub mod charts;
 pub mod commands;
@@ -18,6 +19,7 @@ pub mod experiments;
 pub mod model_spec;
 pub mod output;
 pub mod progress;
+pub mod ranks;
 pub mod report;
 pub mod spec;
 

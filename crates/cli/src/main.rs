@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use gradlab::commands::{bench, conv_table, demo, diagnose, summary, train};
 use gradlab::experiments::{Size, NAMES};
-use gradlab::CliError;
+use gradlab::{ranks, CliError};
 use gradlab_train::{OptimizerKind, ScheduleSpec};
 
 const SPEC_HELP: &str = "\
@@ -65,7 +65,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Train a model on data, with progress, a metrics log and checkpoints.
+    /// Train a model on data, with progress, a metrics log and checkpoints (data-parallel under mpirun).
     #[command(after_help = SPEC_HELP)]
     Train {
         /// Model SPEC, e.g. resnet:depth=20.
@@ -77,7 +77,7 @@ enum Command {
         /// Passes over the training split.
         #[arg(long, default_value_t = 5)]
         epochs: usize,
-        /// Examples per step.
+        /// Examples per step (the global batch, split over the ranks under mpirun).
         #[arg(long, default_value_t = 64)]
         batch: usize,
         /// Optimizer: sgd (momentum 0.9), adam or adamw.
@@ -191,6 +191,9 @@ enum Command {
         /// Also write the report as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Data-parallel ranks as threads of this process, sharing its cores (--batch is the global batch); under mpirun, the MPI processes instead.
+        #[arg(long, default_value_t = 1)]
+        ranks: usize,
     },
     /// Standard, pointwise (1x1) and depthwise convolutions compared on one shape.
     ConvTable {
@@ -243,20 +246,25 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             checkpoint,
             resume,
             log,
-        } => train::run(&train::TrainArgs {
-            model,
-            data,
-            epochs,
-            batch,
-            optimizer,
-            lr,
-            weight_decay,
-            schedule,
-            seed,
-            checkpoint,
-            resume,
-            log,
-        }),
+        } => {
+            let args = train::TrainArgs {
+                model,
+                data,
+                epochs,
+                batch,
+                optimizer,
+                lr,
+                weight_decay,
+                schedule,
+                seed,
+                checkpoint,
+                resume,
+                log,
+            };
+            let comm = ranks::world()?;
+            let result = train::run_on(&args, &*comm);
+            ranks::finish(comm, result)
+        }
         Command::Diagnose {
             model,
             data,
@@ -309,17 +317,28 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             optimizer,
             seed,
             json,
-        } => bench::run(&bench::BenchArgs {
-            model,
-            batch,
-            input,
-            classes,
-            steps,
-            warmup,
-            optimizer,
-            seed,
-            json,
-        }),
+            ranks: thread_ranks,
+        } => {
+            let args = bench::BenchArgs {
+                model,
+                batch,
+                input,
+                classes,
+                steps,
+                warmup,
+                optimizer,
+                seed,
+                json,
+                ranks: thread_ranks,
+            };
+            let comm = ranks::world()?;
+            if comm.size() == 1 {
+                bench::run(&args)
+            } else {
+                let result = bench::run_on(&args, &*comm);
+                ranks::finish(comm, result)
+            }
+        }
         Command::ConvTable {
             c_in,
             c_out,

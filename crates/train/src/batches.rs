@@ -8,13 +8,18 @@ use crate::error::{Result, TrainError};
 /// Training batches without end: epoch `e` is the seeded shuffle
 /// [`Batches::new`]`(data, config, e)` with the last partial batch dropped,
 /// so the batch of any step depends only on the data, the seed and the step.
+///
+/// In a data-parallel run every rank walks the same stream and takes its
+/// slice of each global batch ([`BatchStream::next_shard`]): the examples of
+/// a step over all ranks are exactly those of the single-process step.
 pub struct BatchStream<'a> {
     data: &'a dyn Dataset,
     config: BatchConfig,
     steps_per_epoch: u64,
     epoch: u64,
     index: u64,
-    current: Option<Batches<'a, dyn Dataset + 'a>>,
+    /// The order of epoch `epoch`, once its first batch was asked for.
+    order: Option<Vec<usize>>,
 }
 
 impl<'a> BatchStream<'a> {
@@ -41,7 +46,7 @@ impl<'a> BatchStream<'a> {
             steps_per_epoch: (data.len() / batch_size) as u64,
             epoch: 0,
             index: 0,
-            current: None,
+            order: None,
         })
     }
 
@@ -49,14 +54,12 @@ impl<'a> BatchStream<'a> {
     /// next batch is the one an uninterrupted run would train on there.
     ///
     /// # Errors
-    /// Data errors while skipping.
+    /// None at present (the order of the epoch is drawn with its first
+    /// batch); kept fallible for streams that must read to skip.
     pub fn starting_at(mut self, step: u64) -> Result<Self> {
         self.epoch = step / self.steps_per_epoch;
-        self.index = 0;
-        self.current = None;
-        for _ in 0..step % self.steps_per_epoch {
-            self.next_batch()?;
-        }
+        self.index = step % self.steps_per_epoch;
+        self.order = None;
         Ok(self)
     }
 
@@ -74,29 +77,53 @@ impl<'a> BatchStream<'a> {
         }
     }
 
+    /// The dataset indices of the next global batch, in order.
+    fn next_indices(&mut self) -> Result<&[usize]> {
+        if self.index == self.steps_per_epoch {
+            self.epoch += 1;
+            self.index = 0;
+            self.order = None;
+        }
+        if self.order.is_none() {
+            let batches = Batches::new(self.data, &self.config, self.epoch)?;
+            self.order = Some(batches.order().to_vec());
+        }
+        let b = self.config.batch_size;
+        let at = self.index as usize * b;
+        self.index += 1;
+        Ok(self.order.as_ref().map_or(&[][..], |o| &o[at..at + b]))
+    }
+
     /// The next batch.
     ///
     /// # Errors
     /// Data errors.
     pub fn next_batch(&mut self) -> Result<Batch> {
-        loop {
-            if self.current.is_none() {
-                if self.index == self.steps_per_epoch {
-                    self.epoch += 1;
-                    self.index = 0;
-                }
-                self.current = Some(Batches::new(self.data, &self.config, self.epoch)?);
-            }
-            match self.current.as_mut().and_then(Iterator::next) {
-                Some(batch) => {
-                    self.index += 1;
-                    return Ok(batch?);
-                }
-                None => {
-                    self.current = None;
-                    self.index = self.steps_per_epoch;
-                }
-            }
+        let data = self.data;
+        let indices = self.next_indices()?;
+        Ok(Batch::from_indices(data, indices)?)
+    }
+
+    /// Rank `rank`'s shard of the next global batch, of `size` ranks: the
+    /// examples `rank * b .. (rank + 1) * b` of it, `b = batch / size`.
+    /// Only those examples are read.
+    ///
+    /// # Errors
+    /// [`TrainError::Spec`] unless `size` divides the batch size and
+    /// `rank < size`; data errors.
+    pub fn next_shard(&mut self, rank: usize, size: usize) -> Result<Batch> {
+        let batch = self.config.batch_size;
+        if size == 0 || rank >= size || batch % size != 0 {
+            return Err(TrainError::Spec(format!(
+                "the global batch of {batch} cannot be split evenly over {size} ranks (rank {rank}); use a batch that is a multiple of the number of ranks"
+            )));
         }
+        let b = batch / size;
+        let data = self.data;
+        let indices = self.next_indices()?;
+        Ok(Batch::from_indices(
+            data,
+            &indices[rank * b..(rank + 1) * b],
+        )?)
     }
 }

@@ -1,18 +1,24 @@
 //! [`train_epochs`]: training for a number of epochs with held-out
 //! evaluation after each, a crash-safe metrics log, atomic checkpoints at
-//! every epoch end and on request, and exact resumption.
+//! every epoch end and on request, and exact resumption; on one rank or
+//! data-parallel over many ([`train_epochs_on`]).
 
 use std::path::PathBuf;
 
 use gradlab_arch::Classifier;
 use gradlab_data::Dataset;
+use gradlab_dist::{check_same_config, Communicator, DistError, LocalComm};
 use gradlab_nn::{load_checkpoint, save_checkpoint, CheckpointMeta, DataChecksum};
 
 use crate::batches::BatchStream;
 use crate::error::{Result, TrainError};
-use crate::evaluate::{evaluate, Evaluation};
+use crate::evaluate::{evaluate_sharded, Evaluation};
 use crate::metrics_log::{LogRow, MetricsLog};
 use crate::optimizer::OptimizerSpec;
+use crate::parallel::{
+    agree, average_batch_norm_stats, broadcast_model, broadcast_training_state, config_digest,
+    first_failure,
+};
 use crate::schedule::ScheduleSpec;
 use crate::step::{StepOutput, Trainer};
 
@@ -125,6 +131,8 @@ pub struct TrainOutcome {
 /// checkpoint holds parameters, buffers, optimizer state and the step; the
 /// log is cut back to the checkpoint's step.
 ///
+/// This is [`train_epochs_on`] with one rank ([`LocalComm`]).
+///
 /// # Errors
 /// [`TrainError::Spec`] for bad settings, [`TrainError::CheckpointMismatch`]
 /// for a checkpoint of another run, [`TrainError::NonFinite`] naming the
@@ -138,12 +146,72 @@ pub fn train_epochs(
     files: &RunFiles,
     observe: &mut dyn FnMut(&TrainEvent<'_>) -> Flow,
 ) -> Result<TrainOutcome> {
+    train_epochs_on(model, train, val, config, files, &LocalComm, observe)
+}
+
+/// [`train_epochs`], data-parallel over the ranks of `comm`.
+///
+/// Every rank calls it with the same arguments (its own model, data and
+/// observer). `config.batch` is the global batch: each step, rank `r` of
+/// `N` trains on its slice of the single-process run's batch
+/// ([`BatchStream::next_shard`]) and the gradients are all-reduced
+/// ([`Trainer::step_parallel`]), so every rank applies the same update.
+///
+/// - At the start, the ranks check that they run the same configuration
+///   (a digest of `config`, `files.identity`, the architecture and the
+///   parameter shapes, compared with rank 0's) and rank 0's parameters and
+///   buffers are copied to every rank. On `files.resume`, rank 0 alone
+///   reads the checkpoint and sends the state to the others, so the
+///   checkpoint need not be visible on the other ranks' machines, and the
+///   number of ranks may differ from the run that wrote it.
+/// - Rank 0 alone writes the checkpoint and the metrics log (which gets
+///   the noise-scale columns of [`CSV_HEADER_NOISE`](crate::CSV_HEADER_NOISE)
+///   on more than one rank). Every rank's observer is called with the same
+///   (reduced) numbers; the run stops when any rank's observer says
+///   [`Flow::Stop`].
+/// - BatchNorm running statistics are averaged over the ranks
+///   ([`average_batch_norm_stats`]) before every checkpoint and evaluation;
+///   held-out evaluation is split over the ranks ([`evaluate_sharded`]).
+/// - A failure of one rank (its data, its forward pass, rank 0's files)
+///   makes every rank return an error naming that rank
+///   ([`TrainError::RankFailed`]); no rank is left waiting.
+///
+/// With one rank this is exactly the single-process loop.
+///
+/// # Errors
+/// As [`train_epochs`]; [`TrainError::Spec`] when the batch is not a
+/// multiple of the number of ranks or a rank's configuration differs from
+/// rank 0's; [`TrainError::RankFailed`] and [`TrainError::Dist`].
+pub fn train_epochs_on(
+    model: &mut dyn Classifier<f32>,
+    train: &dyn Dataset,
+    val: &dyn Dataset,
+    config: &EpochConfig,
+    files: &RunFiles,
+    comm: &dyn Communicator,
+    observe: &mut dyn FnMut(&TrainEvent<'_>) -> Flow,
+) -> Result<TrainOutcome> {
     if config.batch == 0 || config.epochs == 0 {
         return Err(TrainError::Spec(
             "train: the batch size and the number of epochs must be at least 1".into(),
         ));
     }
-    let stream = BatchStream::new(train, config.batch, config.seed)?;
+    let (rank, size) = (comm.rank(), comm.size());
+    if config.batch % size != 0 {
+        return Err(TrainError::Spec(format!(
+            "train: the global batch of {} is not a multiple of the {size} ranks; use a batch divisible by {size}",
+            config.batch
+        )));
+    }
+    let parallel = size > 1;
+    if parallel {
+        check_same_run(model, config, files, comm)?;
+    }
+    let stream = agree(
+        comm,
+        None,
+        BatchStream::new(train, config.batch, config.seed),
+    )?;
     let spe = stream.steps_per_epoch();
     let total = spe * config.epochs as u64;
     let schedule = config.schedule.build(config.optimizer.lr, spe, total)?;
@@ -155,19 +223,34 @@ pub fn train_epochs(
             .checkpoint
             .as_ref()
             .ok_or_else(|| TrainError::Spec("train: --resume needs --checkpoint PATH".into()))?;
-        let meta = load_checkpoint(path, model, Some(trainer.optimizer_mut()))?;
-        let differences = differences(&meta.extra, &files.identity);
-        if !differences.is_empty() {
-            return Err(TrainError::CheckpointMismatch {
-                path: path.display().to_string(),
-                differences,
-            });
-        }
-        start = meta.step;
+        // Rank 0 reads the checkpoint; the others get its state from rank 0.
+        let mut verified = true;
+        let loaded = if rank == 0 {
+            load_checkpoint(path, model, Some(trainer.optimizer_mut()))
+                .map_err(TrainError::from)
+                .and_then(|meta| {
+                    verified = meta.checksum == DataChecksum::Verified;
+                    let differences = differences(&meta.extra, &files.identity);
+                    if differences.is_empty() {
+                        Ok(meta.step)
+                    } else {
+                        Err(TrainError::CheckpointMismatch {
+                            path: path.display().to_string(),
+                            differences,
+                        })
+                    }
+                })
+        } else {
+            Ok(0)
+        };
+        start = agree(comm, None, loaded)?;
+        start = broadcast_training_state(model, trainer.optimizer_mut(), start, comm)?;
         observe(&TrainEvent::Resumed {
             step: start,
-            verified: meta.checksum == DataChecksum::Verified,
+            verified,
         });
+    } else {
+        broadcast_model(model, comm)?;
     }
     let mut outcome = TrainOutcome {
         steps: start,
@@ -181,28 +264,34 @@ pub fn train_epochs(
     }
     trainer = trainer.starting_at(start);
     let mut stream = stream.starting_at(start)?;
-    let mut log = match &files.log {
-        Some(p) if files.resume => Some(MetricsLog::resume(p, start)?),
-        Some(p) => Some(MetricsLog::create(p)?),
-        None => None,
+    let log = match &files.log {
+        Some(p) if rank == 0 && files.resume => Some(MetricsLog::resume_with(p, start, parallel)),
+        Some(p) if rank == 0 => Some(MetricsLog::create_with(p, parallel)),
+        _ => None,
     };
-    let save = |model: &dyn Classifier<f32>,
+    let mut log = agree(comm, None, log.transpose())?;
+    let save = |model: &mut dyn Classifier<f32>,
                 trainer: &Trainer,
                 log: &mut Option<MetricsLog>|
      -> Result<()> {
-        // The log's rows reach the disk before the checkpoint that covers them.
-        if let Some(log) = log.as_mut() {
-            log.sync()?;
-        }
-        if let Some(path) = &files.checkpoint {
-            let mut meta = CheckpointMeta::new(files.architecture.clone(), trainer.steps())
-                .with_extra(files.identity.clone());
-            if let Some(model) = &files.model {
-                meta = meta.with_model(model.clone());
+        average_batch_norm_stats(model, comm)?;
+        let mut write = || -> Result<()> {
+            // The log's rows reach the disk before the checkpoint that covers them.
+            if let Some(log) = log.as_mut() {
+                log.sync()?;
             }
-            save_checkpoint(path, model, Some(trainer.optimizer()), &meta)?;
-        }
-        Ok(())
+            if let (Some(path), 0) = (&files.checkpoint, rank) {
+                let mut meta = CheckpointMeta::new(files.architecture.clone(), trainer.steps())
+                    .with_extra(files.identity.clone());
+                if let Some(model) = &files.model {
+                    meta = meta.with_model(model.clone());
+                }
+                save_checkpoint(path, model, Some(trainer.optimizer()), &meta)?;
+            }
+            Ok(())
+        };
+        let written = write();
+        agree(comm, None, written)
     };
 
     for epoch in start / spe..config.epochs as u64 {
@@ -215,24 +304,41 @@ pub fn train_epochs(
         });
         let (mut loss_sum, mut acc_sum, mut n) = (0.0, 0.0, 0u64);
         for done in done_before + 1..=spe {
-            let out = trainer.step(model, stream.next_batch()?)?.finite()?;
+            let out = if parallel {
+                let step = trainer.steps();
+                let shard = agree(comm, Some(step), stream.next_shard(rank, size));
+                trainer.step_parallel(model, shard?, comm, &mut |_, _| Ok(()))?
+            } else {
+                trainer.step(model, stream.next_batch()?)?
+            }
+            .finite()?;
             outcome.steps = trainer.steps();
             outcome.last_loss = out.loss;
             (loss_sum, acc_sum, n) = (loss_sum + out.loss, acc_sum + out.accuracy, n + 1);
-            if let Some(log) = log.as_mut() {
-                log.row(&LogRow {
-                    step: trainer.steps(),
-                    epoch: epoch1,
-                    loss: out.loss,
-                    accuracy: out.accuracy,
-                    lr: out.lr,
-                })?;
-            }
+            let logged = match log.as_mut() {
+                Some(log) => log.row_with(
+                    &LogRow {
+                        step: trainer.steps(),
+                        epoch: epoch1,
+                        loss: out.loss,
+                        accuracy: out.accuracy,
+                        lr: out.lr,
+                    },
+                    out.noise_scale.as_ref(),
+                ),
+                None => Ok(()),
+            };
+            let logged = if parallel { logged } else { Ok(logged?) };
             let flow = observe(&TrainEvent::Step {
                 epoch: epoch1,
                 done,
                 out: &out,
             });
+            let flow = if parallel {
+                step_end(comm, out.step, logged, flow)?
+            } else {
+                flow
+            };
             if flow == Flow::Stop {
                 save(model, &trainer, &mut log)?;
                 outcome.stopped = true;
@@ -240,7 +346,7 @@ pub fn train_epochs(
             }
         }
         save(model, &trainer, &mut log)?;
-        let held_out = evaluate(model, val, config.batch, None)?;
+        let held_out = evaluate_sharded(model, val, config.batch, None, comm)?;
         outcome.held_out = Some(held_out);
         let flow = observe(&TrainEvent::EpochEnd {
             epoch: epoch1,
@@ -248,12 +354,61 @@ pub fn train_epochs(
             train_accuracy: acc_sum / n.max(1) as f64,
             held_out,
         });
+        let flow = if parallel {
+            step_end(comm, trainer.steps(), Ok(()), flow)?
+        } else {
+            flow
+        };
         if flow == Flow::Stop && epoch1 < config.epochs as u64 {
             outcome.stopped = true;
             return Ok(outcome);
         }
     }
     Ok(outcome)
+}
+
+/// Refuses to start unless every rank runs rank 0's configuration: the
+/// batch split, the settings, the run's identity, the architecture and the
+/// names and shapes of the parameters, as one digest.
+fn check_same_run(
+    model: &dyn Classifier<f32>,
+    config: &EpochConfig,
+    files: &RunFiles,
+    comm: &dyn Communicator,
+) -> Result<()> {
+    let mut text = format!(
+        "{config:?}\n{}\n{}\nresume={}\n",
+        files.identity, files.architecture, files.resume
+    );
+    model.visit_params(&mut |p| text.push_str(&format!("{} {:?}\n", p.name(), p.shape())));
+    let digest = config_digest(text.as_bytes());
+    check_same_config(comm, &digest.to_le_bytes()).map_err(|e| match e {
+        DistError::ConfigMismatch { ranks, size } => TrainError::Spec(format!(
+            "train: ranks {ranks:?} of {size} run another configuration than rank 0 (model, data, seed, batch or settings differ); start every rank with the same arguments"
+        )),
+        e => TrainError::Dist(e),
+    })
+}
+
+/// The end of a step of a parallel run: every rank learns whether rank 0
+/// could write the step's log row and whether any rank's observer asked to
+/// stop.
+fn step_end(comm: &dyn Communicator, step: u64, logged: Result<()>, flow: Flow) -> Result<Flow> {
+    let size = comm.size();
+    let mut flags = vec![0.0f64; size + 1];
+    if logged.is_err() {
+        flags[comm.rank()] = 1.0;
+    }
+    if flow == Flow::Stop {
+        flags[size] = 1.0;
+    }
+    comm.all_reduce_sum_f64(&mut flags)?;
+    first_failure(comm, &flags[..size], Some(step), logged)?;
+    Ok(if flags[size] != 0.0 {
+        Flow::Stop
+    } else {
+        Flow::Continue
+    })
 }
 
 /// The keys whose values differ between a checkpoint's identity and this

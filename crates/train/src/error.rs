@@ -4,6 +4,7 @@ use gradlab_arch::ArchError;
 use gradlab_autodiff::AutodiffError;
 use gradlab_data::DataError;
 use gradlab_diag::DiagError;
+use gradlab_dist::DistError;
 use gradlab_nn::NnError;
 use gradlab_tensor::TensorError;
 use thiserror::Error;
@@ -58,6 +59,23 @@ pub enum TrainError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another rank of a data-parallel run failed (it could not read its
+    /// data, its forward pass failed, or rank 0 could not write a file);
+    /// every other rank returns this error, so none is left waiting.
+    #[error("rank {rank} of {size} failed{}: {message}", step.map(|s| format!(" at step {s}")).unwrap_or_default())]
+    RankFailed {
+        /// The lowest rank that failed.
+        rank: usize,
+        /// The number of ranks.
+        size: usize,
+        /// The step (0-based) it failed at, when it failed in a step.
+        step: Option<u64>,
+        /// Its error, as text.
+        message: String,
+    },
+    /// A collective failed (mismatched calls, a rank that left).
+    #[error("communication: {0}")]
+    Dist(#[from] DistError),
     /// A layer, optimizer or checkpoint failure.
     #[error(transparent)]
     Nn(Box<NnError>),

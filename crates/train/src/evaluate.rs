@@ -1,6 +1,11 @@
-//! [`evaluate`]: mean loss and accuracy of a model over a dataset.
+//! [`evaluate`]: mean loss and accuracy of a model over a dataset, and
+//! [`evaluate_sharded`], the same split over the ranks of a data-parallel
+//! run.
+
+use std::ops::Range;
 
 use gradlab_data::{Batch, Dataset};
+use gradlab_dist::Communicator;
 use gradlab_nn::{accuracy, cross_entropy, CrossEntropyOptions, Ctx, Module};
 use serde::{Deserialize, Serialize};
 
@@ -41,9 +46,58 @@ pub fn evaluate<M: Module<f32> + ?Sized>(
     }
     let was_training = model.is_training();
     model.set_training(false);
-    let result = mean_loss_and_accuracy(model, data, n, batch.max(1));
+    let result = loss_and_correct_sums(model, data, 0..n, batch.max(1));
     model.set_training(was_training);
-    let (loss, accuracy) = result?;
+    let (loss_sum, correct) = result?;
+    Ok(Evaluation {
+        loss: loss_sum / n as f64,
+        accuracy: correct / n as f64,
+        examples: n,
+    })
+}
+
+/// [`evaluate`] split over the ranks of `comm`: rank `r` of `N` evaluates
+/// the examples `r n / N .. (r + 1) n / N` of the first `n`, and the sums
+/// of losses and of correct answers are all-reduced, so every rank returns
+/// the figures of the whole set. They equal [`evaluate`]'s up to the order
+/// of the additions; with one rank, bit for bit. The ranks' models must
+/// agree (BatchNorm statistics averaged first, see
+/// [`average_batch_norm_stats`](crate::average_batch_norm_stats)).
+///
+/// # Errors
+/// Data and model errors of any rank, on every rank (see
+/// [`agree`](crate::agree)); [`TrainError::Dist`](crate::TrainError::Dist).
+pub fn evaluate_sharded<M: Module<f32> + ?Sized>(
+    model: &mut M,
+    data: &dyn Dataset,
+    batch: usize,
+    limit: Option<usize>,
+    comm: &dyn Communicator,
+) -> Result<Evaluation> {
+    let size = comm.size();
+    if size == 1 {
+        return evaluate(model, data, batch, limit);
+    }
+    let n = limit.map_or(data.len(), |l| data.len().min(l));
+    let rank = comm.rank();
+    let range = rank * n / size..(rank + 1) * n / size;
+    let was_training = model.is_training();
+    model.set_training(false);
+    let local = loss_and_correct_sums(model, data, range, batch.max(1));
+    model.set_training(was_training);
+    // Failure flags, one per rank, then the two sums.
+    let mut sums = vec![0.0f64; size + 2];
+    match &local {
+        Ok((loss, correct)) => (sums[size], sums[size + 1]) = (*loss, *correct),
+        Err(_) => sums[rank] = 1.0,
+    }
+    comm.all_reduce_sum_f64(&mut sums)?;
+    crate::parallel::first_failure(comm, &sums[..size], None, local)?;
+    let (loss, accuracy) = if n == 0 {
+        (f64::NAN, f64::NAN)
+    } else {
+        (sums[size] / n as f64, sums[size + 1] / n as f64)
+    };
     Ok(Evaluation {
         loss,
         accuracy,
@@ -51,13 +105,15 @@ pub fn evaluate<M: Module<f32> + ?Sized>(
     })
 }
 
-fn mean_loss_and_accuracy<M: Module<f32> + ?Sized>(
+/// The sum of the losses and the number of correct answers over the
+/// examples `range`, `batch` at a time.
+fn loss_and_correct_sums<M: Module<f32> + ?Sized>(
     model: &mut M,
     data: &dyn Dataset,
-    n: usize,
+    range: Range<usize>,
     batch: usize,
 ) -> Result<(f64, f64)> {
-    let indices: Vec<usize> = (0..n).collect();
+    let indices: Vec<usize> = range.collect();
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for chunk in indices.chunks(batch) {
         let b = Batch::from_indices(data, chunk)?;
@@ -69,5 +125,5 @@ fn mean_loss_and_accuracy<M: Module<f32> + ?Sized>(
         let loss = cx.value(loss)?.item().map_err(gradlab_nn::NnError::from)?;
         loss_sum += f64::from(loss) * chunk.len() as f64;
     }
-    Ok((loss_sum / n as f64, correct / n as f64))
+    Ok((loss_sum, correct))
 }

@@ -17,6 +17,13 @@
 //!   shows progress and can stop the run (interrupts).
 //! - [`ModelRecorder`]: gradlab-diag's stats-only recorder fed from a
 //!   gradlab network (parameters, gradients, tapped activations).
+//! - Data parallelism over a gradlab-dist
+//!   [`Communicator`](gradlab_dist::Communicator): [`Trainer::step_parallel`]
+//!   (shard gradients all-reduced in one flat buffer, the step's
+//!   [`NoiseScale`]), [`BatchStream::next_shard`], [`evaluate_sharded`],
+//!   [`train_epochs_on`], and the helpers of `parallel.rs`
+//!   ([`broadcast_model`], [`average_batch_norm_stats`], [`agree`]). With
+//!   one rank every number is the single-process run's, bit for bit.
 //! - [`run_diagnosed`]: a run with the model recorder on every step,
 //!   held-out checks, the data probe and the label-shuffle control, and its
 //!   verdict; [`suite`]: the scenario suite whose right verdicts are known
@@ -50,7 +57,9 @@
 //! Layout: `optimizer.rs`, `schedule.rs` (the specs, on the grammar of
 //! `spec.rs`), `step.rs` (the step and [`Trainer`]), `evaluate.rs`,
 //! `batches.rs`, `epochs.rs` and `metrics_log.rs` (the epoch loop and its
-//! files), `record.rs` (the model recorder), `diagnosed.rs` (the diagnosed run), `suite.rs`, `error.rs`.
+//! files), `parallel.rs` (what ranks exchange besides a step's gradients),
+//! `record.rs` (the model recorder), `diagnosed.rs` (the diagnosed run),
+//! `suite.rs`, `error.rs`.
 
 mod batches;
 mod diagnosed;
@@ -59,6 +68,7 @@ mod error;
 mod evaluate;
 mod metrics_log;
 mod optimizer;
+mod parallel;
 mod record;
 mod schedule;
 pub mod spec;
@@ -69,11 +79,17 @@ pub use batches::BatchStream;
 pub use diagnosed::{
     flat_params, probe_datasets, run_diagnosed, DiagnosedRun, RunConfig, RunProgress,
 };
-pub use epochs::{train_epochs, EpochConfig, Flow, RunFiles, TrainEvent, TrainOutcome};
+pub use epochs::{
+    train_epochs, train_epochs_on, EpochConfig, Flow, RunFiles, TrainEvent, TrainOutcome,
+};
 pub use error::{Result, TrainError};
-pub use evaluate::{evaluate, Evaluation};
-pub use metrics_log::{LogRow, MetricsLog, CSV_HEADER};
+pub use evaluate::{evaluate, evaluate_sharded, Evaluation};
+pub use metrics_log::{LogRow, MetricsLog, CSV_HEADER, CSV_HEADER_NOISE};
 pub use optimizer::{OptimizerKind, OptimizerSpec};
+pub use parallel::{
+    agree, average_batch_norm_stats, broadcast_model, broadcast_training_state, config_digest,
+    NoiseScale,
+};
 pub use record::{diag_activation, ModelRecorder, RecorderOptions};
 pub use schedule::{ScheduleKind, ScheduleSpec};
 pub use step::{forward_backward, step_seed, Pass, StepOutput, Trainer};

@@ -1,17 +1,21 @@
 //! The training step, written once: forward (auxiliary heads included),
 //! combined loss, backward (with tap gradients when asked), the non-finite
-//! guard, and the optimizer update.
+//! guard, and the optimizer update; and its data-parallel form
+//! ([`Trainer::step_parallel`]), which all-reduces the gradients between
+//! backward and update.
 
 use std::time::Instant;
 
 use gradlab_arch::{combined_loss, Classifier, HeadMode, OutputRequest};
 use gradlab_autodiff::Gradients;
 use gradlab_data::Batch;
+use gradlab_dist::Communicator;
 use gradlab_nn::{accuracy, Ctx, GradMap, LrSchedule, NnError, Optimizer};
 use gradlab_tensor::Tensor;
 
 use crate::error::{Result, TrainError};
 use crate::optimizer::OptimizerSpec;
+use crate::parallel::{first_failure, NoiseScale};
 
 /// The seed of the randomness (dropout masks) of step `step` of a run
 /// seeded `seed`. Multiplying the seed by an odd constant keeps runs of
@@ -99,6 +103,9 @@ pub struct StepOutput {
     /// Set when the loss or a gradient was not finite: the update was not
     /// applied, and the cause names the loss value or the parameter.
     pub non_finite: Option<NnError>,
+    /// The gradient noise scale of the step, in a data-parallel step on
+    /// more than one rank ([`Trainer::step_parallel`]); `None` otherwise.
+    pub noise_scale: Option<NoiseScale>,
 }
 
 impl StepOutput {
@@ -141,6 +148,14 @@ pub struct Trainer {
     seed: u64,
     step: u64,
     keep_taps: bool,
+    /// The flat gradient buffer of a data-parallel step, reused.
+    flat: Vec<f32>,
+}
+
+/// The seed of rank `rank`'s randomness (dropout) in step `step`: rank 0
+/// keeps [`step_seed`], the others get independent masks.
+fn rank_step_seed(seed: u64, step: u64, rank: usize) -> u64 {
+    step_seed(seed, step) ^ (rank as u64).wrapping_mul(0xd1b5_4a32_d192_ed03)
 }
 
 impl Trainer {
@@ -160,6 +175,7 @@ impl Trainer {
             seed,
             step: 0,
             keep_taps: false,
+            flat: Vec::new(),
         }
     }
 
@@ -210,6 +226,144 @@ impl Trainer {
         self.step_observed(model, batch, &mut |_, _| Ok(()))
     }
 
+    /// The learning rate of the current step, set on the optimizer.
+    fn current_lr(&mut self) -> f64 {
+        match &self.schedule {
+            Some(s) => {
+                let lr = s.lr(self.step);
+                self.optimizer.set_lr(lr);
+                lr
+            }
+            None => self.optimizer.lr(),
+        }
+    }
+
+    /// One data-parallel training step: `shard` is this rank's slice of
+    /// the global batch (every rank's slice has the same size; see
+    /// [`BatchStream::next_shard`](crate::BatchStream::next_shard)).
+    ///
+    /// Each rank runs forward and backward on its shard, then the ranks
+    /// all-reduce, in one flat buffer, the gradients of every trainable
+    /// parameter (summed in rank order, then divided by the number of
+    /// ranks: the mean of the shards' mean-loss gradients, which is the
+    /// gradient of the global batch's mean loss), and in a second, small
+    /// one the shards' losses, accuracies, squared gradient norms (for
+    /// [`StepOutput::noise_scale`]) and failure flags. `observe` then sees
+    /// the reduced gradients and the global loss, and every rank applies
+    /// the same update, or skips it when the reduced loss or gradients are
+    /// not finite: every decision is taken on reduced numbers, so the
+    /// ranks never diverge.
+    ///
+    /// Dropout masks differ between ranks (rank 0 uses [`step_seed`]).
+    /// With one rank this is exactly [`Trainer::step_observed`].
+    ///
+    /// # Errors
+    /// [`TrainError::RankFailed`] on every rank but the failing one when
+    /// some rank's forward or backward failed (that rank returns its own
+    /// error); [`TrainError::Spec`] when the shards differ in size;
+    /// [`TrainError::Dist`] when a collective fails; the observer's errors
+    /// (an observer must fail on every rank or on none).
+    pub fn step_parallel(
+        &mut self,
+        model: &mut dyn Classifier<f32>,
+        shard: Batch,
+        comm: &dyn Communicator,
+        observe: &mut dyn FnMut(&mut dyn Classifier<f32>, &Pass) -> Result<()>,
+    ) -> Result<StepOutput> {
+        if comm.size() == 1 {
+            return self.step_observed(model, shard, observe);
+        }
+        let (rank, size) = (comm.rank(), comm.size());
+        let step = self.step;
+        let lr = self.current_lr();
+        let examples = shard.len();
+        let local = forward_backward(
+            model,
+            shard.images,
+            &shard.labels,
+            rank_step_seed(self.seed, step, rank),
+            self.keep_taps,
+        );
+        // One slot per rank for failures, one per rank for shard sizes, then
+        // the sums of loss, accuracy and squared gradient norm.
+        let mut scalars = vec![0.0f64; 2 * size + 3];
+        self.flat.clear();
+        match &local {
+            Ok(pass) => {
+                scalars[size + rank] = examples as f64;
+                scalars[2 * size] = pass.loss;
+                scalars[2 * size + 1] = pass.accuracy;
+                let flat = &mut self.flat;
+                model.visit_params(&mut |p| {
+                    if p.is_trainable() {
+                        match pass.grads.get(p.name()) {
+                            Some(g) if g.len() == p.len() => flat.extend_from_slice(g.as_slice()),
+                            // Left for the guard to name after the reduction.
+                            _ => flat.resize(flat.len() + p.len(), 0.0),
+                        }
+                    }
+                });
+                scalars[2 * size + 2] = flat.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+            }
+            Err(_) => scalars[rank] = 1.0,
+        }
+        comm.all_reduce_sum_f64(&mut scalars)?;
+        self.step += 1;
+        let mut pass = first_failure(comm, &scalars[..size], Some(step), local)?;
+        let sizes = &scalars[size..2 * size];
+        if sizes.iter().any(|&b| b != sizes[0]) {
+            return Err(TrainError::Spec(format!(
+                "step {step}: the ranks' shards differ in size ({sizes:?}); every rank must take the same number of examples"
+            )));
+        }
+        let t = Instant::now();
+        comm.all_reduce_sum_f32(&mut self.flat)?;
+        let n = size as f32;
+        for x in &mut self.flat {
+            *x /= n;
+        }
+        let mut at = 0;
+        let flat = &self.flat;
+        let grads = &mut pass.grads;
+        model.visit_params(&mut |p| {
+            if p.is_trainable() {
+                if let Some(g) = grads.get_mut(p.name()) {
+                    if g.len() == p.len() {
+                        g.as_slice_mut().copy_from_slice(&flat[at..at + p.len()]);
+                    }
+                }
+                at += p.len();
+            }
+        });
+        let reduce_ms = t.elapsed().as_secs_f64() * 1e3;
+        let large_sq: f64 = flat.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let per = |i: usize| scalars[2 * size + i] / size as f64;
+        pass.loss = per(0);
+        pass.accuracy = per(1);
+        pass.grads.set_loss(pass.loss);
+        pass.backward_ms += reduce_ms;
+        observe(&mut *model, &pass)?;
+        let mut out = StepOutput {
+            step,
+            loss: pass.loss,
+            accuracy: pass.accuracy,
+            lr,
+            forward_ms: pass.forward_ms,
+            backward_ms: pass.backward_ms,
+            update_ms: 0.0,
+            non_finite: None,
+            noise_scale: NoiseScale::from_norms(examples, examples * size, per(2), large_sq),
+        };
+        if let Err(cause) = pass.grads.check_finite(&*model) {
+            out.non_finite = Some(cause);
+            return Ok(out);
+        }
+        let t = Instant::now();
+        self.optimizer.step(model, &pass.grads)?;
+        out.update_ms = t.elapsed().as_secs_f64() * 1e3;
+        Ok(out)
+    }
+
     /// One training step on `batch`, calling `observe` after the backward
     /// pass and before the update (the parameters it sees are those the
     /// gradients were taken at). The observer may evaluate the model (a
@@ -227,14 +381,7 @@ impl Trainer {
         observe: &mut dyn FnMut(&mut dyn Classifier<f32>, &Pass) -> Result<()>,
     ) -> Result<StepOutput> {
         let step = self.step;
-        let lr = match &self.schedule {
-            Some(s) => {
-                let lr = s.lr(step);
-                self.optimizer.set_lr(lr);
-                lr
-            }
-            None => self.optimizer.lr(),
-        };
+        let lr = self.current_lr();
         let pass = forward_backward(
             model,
             batch.images,
@@ -253,6 +400,7 @@ impl Trainer {
             backward_ms: pass.backward_ms,
             update_ms: 0.0,
             non_finite: None,
+            noise_scale: None,
         };
         if let Err(cause) = pass.grads.check_finite(&*model) {
             out.non_finite = Some(cause);

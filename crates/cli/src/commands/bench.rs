@@ -1,20 +1,24 @@
 //! `gradlab bench`: the time of one training step (forward, cross-entropy,
 //! backward, optimizer update) of a model on random data, its split, the
-//! throughput and the peak resident memory.
+//! throughput and the peak resident memory; data-parallel over `--ranks N`
+//! threads of one process, or over the processes of an MPI job, to measure
+//! how training scales.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use gradlab_data::Batch;
+use gradlab_dist::{run_ranks, Communicator, LocalComm};
 use gradlab_nn::HasParams;
 use gradlab_tensor::Tensor;
-use gradlab_train::{OptimizerKind, OptimizerSpec, Trainer};
+use gradlab_train::{broadcast_model, OptimizerKind, OptimizerSpec, Trainer};
 use serde::Serialize;
 
 use crate::commands::summary::parse_shape;
 use crate::error::{CliError, Result};
 use crate::model_spec::build_model;
 use crate::output::write_json;
+use crate::ranks::threads_per_rank;
 
 /// The options of `gradlab bench`.
 #[derive(Debug, Clone)]
@@ -37,6 +41,9 @@ pub struct BenchArgs {
     pub seed: u64,
     /// Where to write the report as JSON.
     pub json: Option<PathBuf>,
+    /// Data-parallel ranks as threads of this process (1: no data
+    /// parallelism); each computes with its share of the pool's threads.
+    pub ranks: usize,
 }
 
 /// Median milliseconds of each part of a step.
@@ -59,20 +66,25 @@ pub struct BenchReport {
     pub label: String,
     /// Trainable parameters.
     pub parameters: usize,
-    /// Images per step.
+    /// Images per step (the global batch over all ranks).
     pub batch: usize,
+    /// Data-parallel ranks.
+    pub ranks: usize,
+    /// Images per step on each rank.
+    pub per_rank_batch: usize,
     /// Input shape `[C, H, W]`.
     pub input: [usize; 3],
     /// Optimizer name.
     pub optimizer: String,
-    /// Threads of the pool the kernels run on.
+    /// Threads of the pool the kernels run on (of each rank).
     pub threads: usize,
     /// Untimed steps before the timed ones.
     pub warmup_steps: usize,
     /// Timed steps.
     pub steps: usize,
-    /// Median milliseconds per whole step (forward, backward, update, and
-    /// freeing the step's graph).
+    /// Median milliseconds per whole step (forward, backward, the
+    /// all-reduce of the gradients on several ranks, update, and freeing
+    /// the step's graph), on rank 0.
     pub ms_per_step: f64,
     /// Fastest step, milliseconds.
     pub min_ms_per_step: f64,
@@ -83,7 +95,7 @@ pub struct BenchReport {
     /// thread is busy, and less sensitive than the wall time to other
     /// programs on the machine); `None` where it cannot be read.
     pub cpu_ms_per_step: Option<f64>,
-    /// `batch / median step time`.
+    /// `batch / median step time`: images of the global batch per second.
     pub images_per_second: f64,
     /// Median of each part.
     pub split: StepSplit,
@@ -143,12 +155,43 @@ fn bench_optimizer(kind: OptimizerKind) -> OptimizerSpec {
     }
 }
 
-/// Runs the benchmark.
+/// Runs the benchmark: on `args.ranks` thread ranks of this process, each
+/// with its share of the pool's threads (one process when `ranks` is 1).
 ///
 /// # Errors
-/// Usage errors (exit code 2) for zero batch, steps or classes, a bad shape,
-/// model SPEC or optimizer; run errors from the model (a non-finite loss).
+/// Usage errors (exit code 2) for zero batch, steps, classes or ranks, a
+/// batch the ranks cannot split, a bad shape, model SPEC or optimizer; run
+/// errors from the model (a non-finite loss).
 pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
+    if args.ranks == 0 {
+        return Err(CliError::Usage("bench: --ranks must be at least 1".into()));
+    }
+    if args.ranks == 1 {
+        return bench_on(args, &LocalComm);
+    }
+    let threads = threads_per_rank(args.ranks).min(rayon::current_num_threads());
+    let reports = run_ranks(args.ranks, |comm| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| CliError::Run(format!("bench: thread pool: {e}")))?;
+        pool.install(move || bench_on(args, &comm))
+    })
+    .map_err(|e| CliError::Run(e.to_string()))?;
+    reports
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(CliError::Run("bench: no rank ran".into())))
+}
+
+/// Runs the benchmark on the ranks of `comm` (`args.ranks` is not used):
+/// `args.batch` is the global batch, each rank steps on its slice of it,
+/// and the report is rank 0's view (every rank waits for the others in the
+/// all-reduce of each step).
+///
+/// # Errors
+/// As [`bench`], on every rank alike.
+pub fn bench_on(args: &BenchArgs, comm: &dyn Communicator) -> Result<BenchReport> {
     if args.batch == 0 || args.steps == 0 {
         return Err(CliError::Usage(
             "bench: --batch and --steps must be at least 1".into(),
@@ -160,13 +203,22 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
             args.classes
         )));
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = args.json.as_ref().filter(|_| comm.rank() == 0) {
         crate::output::check_output(path)?;
     }
+    let (rank, size) = (comm.rank(), comm.size());
+    if args.batch % size != 0 {
+        return Err(CliError::Usage(format!(
+            "bench: --batch {} is the global batch and must be a multiple of the {size} ranks",
+            args.batch
+        )));
+    }
+    let per_rank = args.batch / size;
     let shape = parse_shape(&args.input)?;
     let image: f64 = shape.iter().map(|&v| v as f64).product();
     crate::commands::summary::check_memory("bench: the batch", image * args.batch as f64, 64.0)?;
     let mut net = build_model(&args.model, shape, args.classes, args.seed)?.net;
+    broadcast_model(&mut *net, comm)?;
     let mut trainer = Trainer::new(&bench_optimizer(args.optimizer), args.seed)?;
     let [c, h, w] = shape;
     let images = Tensor::<f32>::rand_normal(&[args.batch, c, h, w], 0.0, 1.0, args.seed ^ 0x1)?;
@@ -176,6 +228,13 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
             .iter()
             .map(|&u| (u as usize).min(args.classes - 1))
             .collect();
+    // This rank's slice of the global batch.
+    let image_len = c * h * w;
+    let images = Tensor::from_vec(
+        &[per_rank, c, h, w],
+        images.as_slice()[rank * per_rank * image_len..(rank + 1) * per_rank * image_len].to_vec(),
+    )?;
+    let labels = labels[rank * per_rank..(rank + 1) * per_rank].to_vec();
     let (mut fwd, mut bwd, mut upd, mut total, mut cpu) = (vec![], vec![], vec![], vec![], vec![]);
     let mut last_loss = f64::NAN;
     for step in 0..args.warmup + args.steps {
@@ -186,7 +245,9 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
         };
         let c0 = process_cpu_ms();
         let t0 = Instant::now();
-        let out = trainer.step(&mut *net, batch)?.finite()?;
+        let out = trainer
+            .step_parallel(&mut *net, batch, comm, &mut |_, _| Ok(()))?
+            .finite()?;
         let t4 = Instant::now();
         let c4 = process_cpu_ms();
         last_loss = out.loss;
@@ -206,6 +267,8 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
         label: net.label(),
         parameters: net.num_trainable(),
         batch: args.batch,
+        ranks: size,
+        per_rank_batch: per_rank,
         input: shape,
         optimizer: args.optimizer.to_string(),
         threads: rayon::current_num_threads(),
@@ -232,8 +295,30 @@ pub fn bench(args: &BenchArgs) -> Result<BenchReport> {
 /// # Errors
 /// As [`bench`]; file errors for `--json`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let r = bench(args)?;
+    report(args, bench(args)?)
+}
+
+/// `gradlab bench` on the ranks of `comm` (an MPI job); rank 0 prints.
+///
+/// # Errors
+/// As [`bench_on`]; file errors for `--json`.
+pub fn run_on(args: &BenchArgs, comm: &dyn Communicator) -> Result<()> {
+    let r = crate::ranks::agree(comm, bench_on(args, comm))?;
+    if comm.rank() == 0 {
+        report(args, r)?;
+    }
+    Ok(())
+}
+
+/// Prints the report and writes it as JSON when asked.
+fn report(args: &BenchArgs, r: BenchReport) -> Result<()> {
     let [c, h, w] = r.input;
+    if r.ranks > 1 {
+        println!(
+            "ranks {}, per-rank batch {}, threads per rank {}",
+            r.ranks, r.per_rank_batch, r.threads
+        );
+    }
     println!(
         "{} ({} parameters), batch {} of {c}x{h}x{w}, {}, {} threads",
         r.label, r.parameters, r.batch, r.optimizer, r.threads

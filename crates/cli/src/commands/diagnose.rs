@@ -16,7 +16,7 @@ use ndarray::{Array1, Array2};
 use crate::error::CliError;
 
 use crate::data_spec::build_data;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::model_spec::build_model;
 use crate::output::{check_output, write_file, write_json};
 use crate::progress::bar;

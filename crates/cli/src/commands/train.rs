@@ -1,14 +1,17 @@
 //! `gradlab train`: train a model on data with progress, a metrics log,
 //! atomic checkpoints each epoch and on SIGINT/SIGTERM, and exact
-//! resumption. The loop itself is [`gradlab_train::train_epochs`].
+//! resumption. The loop itself is [`gradlab_train::train_epochs_on`], on
+//! one process or data-parallel over the ranks of an MPI job
+//! ([`train_on`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use gradlab_dist::{Communicator, LocalComm};
 use gradlab_train::{
-    train_epochs, EpochConfig, Flow, OptimizerKind, OptimizerSpec, RunFiles, ScheduleSpec,
+    train_epochs_on, EpochConfig, Flow, OptimizerKind, OptimizerSpec, RunFiles, ScheduleSpec,
     TrainEvent, TrainOutcome,
 };
 use serde_json::json;
@@ -18,6 +21,7 @@ use crate::error::{CliError, Result};
 use crate::model_spec::build_model;
 use crate::output::check_output;
 use crate::progress::bar;
+use crate::ranks;
 
 /// The options of `gradlab train`.
 #[derive(Debug, Clone)]
@@ -87,31 +91,64 @@ fn stop_signal() -> Arc<AtomicUsize> {
 /// Bad options (exit code 2), unreadable or mismatched checkpoints, file
 /// errors, and a non-finite loss or gradient (naming the step and parameter).
 pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
-    let optimizer = args.optimizer_spec();
-    // Bad settings and unusable output paths are refused before any data is
-    // read or any step is trained.
-    optimizer.build()?;
-    if args.batch == 0 || args.epochs == 0 {
-        return Err(CliError::Usage(
-            "train: --batch and --epochs must be at least 1".into(),
-        ));
+    train_on(args, &LocalComm)
+}
+
+/// Trains as `args` says on the ranks of `comm`, `--batch` being the
+/// global batch: every rank calls it with the same arguments, and rank 0
+/// alone prints, shows progress and writes the log and checkpoint.
+///
+/// # Errors
+/// As [`train`], on every rank (a rank that fails makes the others fail
+/// with an error naming it); a batch that the ranks cannot split evenly
+/// and ranks started with other arguments are usage errors (exit code 2).
+pub fn train_on(args: &TrainArgs, comm: &dyn Communicator) -> Result<TrainOutcome> {
+    let lead = comm.rank() == 0;
+    let setup = || -> Result<_> {
+        let optimizer = args.optimizer_spec();
+        // Bad settings and unusable output paths are refused before any data
+        // is read or any step is trained.
+        optimizer.build()?;
+        if args.batch == 0 || args.epochs == 0 {
+            return Err(CliError::Usage(
+                "train: --batch and --epochs must be at least 1".into(),
+            ));
+        }
+        if args.resume && args.checkpoint.is_none() {
+            return Err(CliError::Usage(
+                "train: --resume needs --checkpoint PATH".into(),
+            ));
+        }
+        if lead {
+            for path in args.checkpoint.iter().chain(&args.log) {
+                check_output(path)?;
+            }
+        }
+        let data = build_data(&args.data, args.seed)?;
+        let net = build_model(
+            &args.model,
+            data.input_shape(),
+            data.num_classes(),
+            args.seed,
+        )?
+        .net;
+        Ok((optimizer, data, net))
+    };
+    let size = comm.size();
+    if args.batch % size != 0 {
+        return Err(CliError::Usage(format!(
+            "train: --batch {} is the global batch and must be a multiple of the {size} ranks",
+            args.batch
+        )));
     }
-    if args.resume && args.checkpoint.is_none() {
-        return Err(CliError::Usage(
-            "train: --resume needs --checkpoint PATH".into(),
-        ));
+    let (optimizer, data, mut net) = ranks::agree(comm, setup())?;
+    if size > 1 && lead {
+        println!(
+            "ranks {size}, per-rank batch {}, threads per rank {}",
+            args.batch / size,
+            rayon::current_num_threads()
+        );
     }
-    for path in args.checkpoint.iter().chain(&args.log) {
-        check_output(path)?;
-    }
-    let data = build_data(&args.data, args.seed)?;
-    let mut net = build_model(
-        &args.model,
-        data.input_shape(),
-        data.num_classes(),
-        args.seed,
-    )?
-    .net;
     let config = EpochConfig {
         epochs: args.epochs,
         batch: args.batch,
@@ -128,17 +165,26 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
         log: args.log.clone(),
     };
     let signal = stop_signal();
-    let mut pb = bar(0, "");
+    let new_bar = |len, prefix: &str| {
+        if lead {
+            bar(len, prefix)
+        } else {
+            indicatif::ProgressBar::hidden()
+        }
+    };
+    let mut pb = new_bar(0, "");
     let (mut started, mut seen, mut loss_sum, mut acc_sum, mut first_done) =
         (Instant::now(), 0u64, 0.0, 0.0, 0u64);
-    let outcome = train_epochs(
+    let outcome = train_epochs_on(
         &mut *net,
         &*data.train,
         &*data.val,
         &config,
         &files,
+        comm,
         &mut |event| {
             match event {
+                TrainEvent::Resumed { .. } | TrainEvent::EpochEnd { .. } if !lead => {}
                 TrainEvent::Resumed { step, verified } => {
                     let path = args.checkpoint.as_ref().map(|p| p.display().to_string());
                     eprintln!("resuming from {} at step {step}", path.unwrap_or_default());
@@ -153,7 +199,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
                     steps_per_epoch,
                     done,
                 } => {
-                    pb = bar(*steps_per_epoch, &format!("epoch {epoch}/{}", args.epochs));
+                    pb = new_bar(*steps_per_epoch, &format!("epoch {epoch}/{}", args.epochs));
                     pb.set_position(*done);
                     (started, seen, loss_sum, acc_sum, first_done) =
                         (Instant::now(), 0, 0.0, 0.0, *done);
@@ -203,7 +249,18 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
 /// As [`train`]; [`CliError::Interrupted`] after saving when SIGINT or
 /// SIGTERM stopped the run.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let o = train(args)?;
+    run_on(args, &LocalComm)
+}
+
+/// `gradlab train` on the ranks of `comm`; rank 0 alone prints.
+///
+/// # Errors
+/// As [`train_on`]; [`CliError::Interrupted`] as [`run`].
+pub fn run_on(args: &TrainArgs, comm: &dyn Communicator) -> Result<()> {
+    let o = train_on(args, comm)?;
+    if comm.rank() != 0 {
+        return Ok(());
+    }
     if o.already_done {
         println!(
             "the checkpoint is already at step {} (epoch {} or later); nothing to do (raise --epochs to train on)",
