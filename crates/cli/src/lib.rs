@@ -8,7 +8,8 @@
 //! and `data_spec.rs` (specs to networks and datasets), `commands/` (one
 //! file per subcommand), `experiments/` (the four experiments of the demo),
 //! `report.rs` and `charts.rs` (the HTML report and its SVG charts),
-//! `output.rs` (atomic result files), `progress.rs`.
+//! `output.rs` (atomic result files), `progress.rs`, `terminal.rs`
+//! (tables and lists fitted to the terminal's width).
 
 pub mod charts;
 pub mod commands;
@@ -20,5 +21,6 @@ pub mod output;
 pub mod progress;
 pub mod report;
 pub mod spec;
+pub mod terminal;
 
 pub use error::{CliError, Result};
