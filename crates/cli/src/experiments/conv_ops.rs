@@ -118,11 +118,11 @@ pub fn run(size: &Size) -> Result<Section> {
         ),
         interpretation,
         tables: vec![table],
-        plots: vec![Plot {
-            file: "conv_ops_cost.svg".into(),
-            caption: "Parameters, MACs and measured time of each operation, relative to the standard convolution.".into(),
+        plots: vec![Plot::new(
+            "conv_ops_cost.svg",
+            "Parameters, MACs and measured time of each operation, relative to the standard convolution.",
             svg,
-        }],
+        )],
         results: json!({ "shape": shape, "rows": rows }),
     })
 }
