@@ -8,7 +8,7 @@
 //! and `data_spec.rs` (specs to networks and datasets), `commands/` (one
 //! file per subcommand), `experiments/` (the four experiments of the demo),
 //! `report.rs` and `charts.rs` (the HTML report and its SVG charts),
-//! `output.rs` (atomic result files), `progress.rs`, `terminal.rs`
+//! `output.rs` (atomic result files), `help.rs` (the SPEC grammar), `progress.rs`, `terminal.rs`
 //! (tables and lists fitted to the terminal's width).
 
 pub mod charts;
@@ -16,6 +16,7 @@ pub mod commands;
 pub mod data_spec;
 mod error;
 pub mod experiments;
+pub mod help;
 pub mod model_spec;
 pub mod output;
 pub mod progress;

@@ -71,7 +71,12 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
                 lines.push(std::mem::take(&mut line));
             }
             while word.len() > width {
-                let rest = word.split_off(width);
+                // After the last hyphen, comma or colon that fits, else anywhere.
+                let cut = word[..width]
+                    .iter()
+                    .rposition(|c| matches!(c, '-' | ',' | ':'))
+                    .map_or(width, |i| i + 1);
+                let rest = word.split_off(cut);
                 lines.push(word.into_iter().collect());
                 word = rest;
             }
@@ -83,6 +88,19 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         lines.push(line);
     }
     lines
+}
+
+/// `x` with 4 significant digits: `0.2069`, `1.801`, `1234`, `1.235e-5`.
+pub fn sig4(x: f64) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if !(-4..6).contains(&magnitude) {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.*}", (3 - magnitude).max(0) as usize)
+    }
 }
 
 /// An item of an indented list: `indent` spaces, `marker`, then `text`
@@ -219,6 +237,10 @@ mod tests {
     fn wrap_breaks_at_spaces_and_inside_long_words() {
         assert_eq!(wrap("one two three", 7), s(&["one two", "three"]));
         assert_eq!(wrap("abcdefghij", 4), s(&["abcd", "efgh", "ij"]));
+        assert_eq!(
+            wrap("depthwise-separable", 12),
+            s(&["depthwise-", "separable"])
+        );
         assert_eq!(wrap("a\nb", 10), s(&["a", "b"]));
     }
 
@@ -245,6 +267,16 @@ mod tests {
             text.contains("  column number 3: value-3-abcdefgh"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn four_significant_digits() {
+        assert_eq!(sig4(0.20694448053836823), "0.2069");
+        assert_eq!(sig4(1.80091), "1.801");
+        assert_eq!(sig4(0.9053), "0.9053");
+        assert_eq!(sig4(1234.4), "1234");
+        assert_eq!(sig4(1.23456e-5), "1.235e-5");
+        assert_eq!(sig4(0.0), "0");
     }
 
     #[test]

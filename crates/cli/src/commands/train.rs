@@ -17,6 +17,7 @@ use crate::data_spec::build_data;
 use crate::error::{CliError, Result};
 use crate::model_spec::build_model;
 use crate::progress::bar;
+use crate::terminal::sig4;
 
 /// The options of `gradlab train`.
 #[derive(Debug, Clone)]
@@ -158,8 +159,12 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
                 } => {
                     pb.finish_and_clear();
                     println!(
-                        "epoch {epoch}/{}: train loss {train_loss:.4}, train acc {train_accuracy:.3}, held-out loss {:.4}, held-out acc {:.3}",
-                        args.epochs, held_out.loss, held_out.accuracy
+                        "epoch {epoch}/{}: train loss {}, train acc {}, held-out loss {}, held-out acc {}",
+                        args.epochs,
+                        sig4(*train_loss),
+                        sig4(*train_accuracy),
+                        sig4(held_out.loss),
+                        sig4(held_out.accuracy)
                     );
                 }
             }
@@ -204,11 +209,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         });
     }
     println!(
-        "final: step {}, last batch loss {:.4}",
-        o.steps, o.last_loss
+        "final: step {}, last batch loss {}",
+        o.steps,
+        sig4(o.last_loss)
     );
     if let Some(h) = o.held_out {
-        println!("held-out: loss {:.4}, accuracy {:.4}", h.loss, h.accuracy);
+        println!(
+            "held-out: loss {}, accuracy {}",
+            sig4(h.loss),
+            sig4(h.accuracy)
+        );
     }
     Ok(())
 }
