@@ -1,7 +1,9 @@
 //! Line and bar charts for the report, drawn as SVG with plotters.
 
-pub use gradlab_diag::plot::Line;
-use gradlab_diag::plot::{self, LineChartStyle, PALETTE};
+use gradlab_diag::plot::{
+    self, CHART_SIZE, DESC_FONT, LEGEND_FONT, LEGEND_WIDTH, PALETTE, TICK_FONT, TITLE_FONT,
+};
+pub use gradlab_diag::plot::{Chart, LegendEntry, Line, LineChartStyle, XAxis};
 use plotters::prelude::*;
 
 use crate::error::{CliError, Result};
@@ -10,8 +12,7 @@ fn err(e: impl std::fmt::Display) -> CliError {
     CliError::Run(format!("chart: {e}"))
 }
 
-/// A line chart; `log_y` draws the y axis in decades (non-positive values
-/// are skipped). [`gradlab_diag::plot::line_chart`] with the report's style.
+/// A line chart with the report's style: [`gradlab_diag::plot::line_chart_drawn`].
 ///
 /// # Errors
 /// [`CliError::Run`] when no point can be drawn.
@@ -20,16 +21,13 @@ pub fn line_chart(
     x_label: &str,
     y_label: &str,
     lines: &[Line],
-    log_y: bool,
-) -> Result<String> {
-    let style = LineChartStyle {
-        log_y,
-        ..LineChartStyle::default()
-    };
-    plot::line_chart(title, x_label, y_label, lines, style).map_err(err)
+    style: LineChartStyle,
+) -> Result<Chart> {
+    plot::line_chart_drawn(title, x_label, y_label, lines, style).map_err(err)
 }
 
-/// Grouped bars: one group per category, one bar per series, on a log axis.
+/// Grouped bars: one group per category, one bar per series, on a log
+/// axis; the legend in a panel on the right, clear of the bars.
 ///
 /// # Errors
 /// [`CliError::Run`] when no value is positive.
@@ -38,7 +36,7 @@ pub fn bar_chart_log(
     y_label: &str,
     categories: &[String],
     series: &[(String, Vec<f64>)],
-) -> Result<String> {
+) -> Result<Chart> {
     let vals = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
@@ -53,13 +51,29 @@ pub fn bar_chart_log(
     let per = series.len().max(1);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (CHART_SIZE.0, 400)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 17))
+        let (plot_area, legend_area) = root.split_horizontally(CHART_SIZE.0 - LEGEND_WIDTH);
+        let font = ("sans-serif", LEGEND_FONT).into_font();
+        let mut y = 44;
+        for (s, (label, _)) in series.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            legend_area
+                .draw(&Rectangle::new([(8, y), (30, y + 14)], color.filled()))
+                .map_err(err)?;
+            for line in plot::wrap_label(label, 27) {
+                legend_area
+                    .draw(&Text::new(line, (40, y), font.clone()))
+                    .map_err(err)?;
+                y += LEGEND_FONT as i32 + 2;
+            }
+            y += 6;
+        }
+        let mut chart = ChartBuilder::on(&plot_area)
+            .caption(title, ("sans-serif", TITLE_FONT))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(64)
+            .y_label_area_size(72)
             .build_cartesian_2d(0f64..groups as f64, ((lo / 3.0)..(hi * 3.0)).log_scale())
             .map_err(err)?;
         let cats = categories.to_vec();
@@ -77,10 +91,12 @@ pub fn bar_chart_log(
             })
             .y_desc(y_label)
             .y_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", DESC_FONT))
             .draw()
             .map_err(err)?;
         let width = 0.8 / per as f64;
-        for (s, (label, values)) in series.iter().enumerate() {
+        for (s, (_, values)) in series.iter().enumerate() {
             let color = PALETTE[s % PALETTE.len()];
             let bars = values
                 .iter()
@@ -90,22 +106,22 @@ pub fn bar_chart_log(
                     let x = g as f64 + 0.1 + s as f64 * width;
                     Rectangle::new([(x, lo / 3.0), (x + width * 0.9, v)], color.filled())
                 });
-            chart
-                .draw_series(bars)
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
+            chart.draw_series(bars).map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
         root.present().map_err(err)?;
     }
-    Ok(svg)
+    Ok(Chart {
+        svg,
+        legend: series
+            .iter()
+            .map(|(label, values)| LegendEntry {
+                label: label.clone(),
+                points_drawn: values.iter().filter(|v| v.is_finite() && **v > 0.0).count(),
+                dashed: false,
+                note: None,
+            })
+            .collect(),
+        integer_x: false,
+        legend_left: CHART_SIZE.0 - LEGEND_WIDTH,
+    })
 }

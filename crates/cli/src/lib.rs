@@ -8,19 +8,23 @@
 //! and `data_spec.rs` (specs to networks and datasets), `commands/` (one
 //! file per subcommand), `experiments/` (the four experiments of the demo),
 //! `report.rs` and `charts.rs` (the HTML report and its SVG charts),
-//! `output.rs` (atomic result files), `progress.rs`, `ranks.rs` (the
-//! ranks of a data-parallel run: MPI when launched by mpirun).
+//! `output.rs` (atomic result files), `help.rs` (the SPEC grammar),
+//! `progress.rs`, `terminal.rs` (tables and lists fitted to the terminal's
+//! width), `ranks.rs` (the ranks of a data-parallel run: MPI when launched
+//! by mpirun).
 
 pub mod charts;
 pub mod commands;
 pub mod data_spec;
 mod error;
 pub mod experiments;
+pub mod help;
 pub mod model_spec;
 pub mod output;
 pub mod progress;
 pub mod ranks;
 pub mod report;
 pub mod spec;
+pub mod terminal;
 
 pub use error::{CliError, Result};

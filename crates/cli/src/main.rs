@@ -9,20 +9,16 @@ use gradlab::experiments::{Size, NAMES};
 use gradlab::{ranks, CliError};
 use gradlab_train::{OptimizerKind, ScheduleSpec};
 
-const SPEC_HELP: &str = "\
-SPEC grammar (for --model and --data): name[:key=value,...]; lists use '+'.
-  models: resnet:depth=20  plain-resnet:depth=56  resnet:depth=20,width=32
-          plain-cnn:depth=20,width=16,act=sigmoid,bn=false
-          plain-mlp:depth=10,width=64,act=tanh  plain-mlp:depth=20,act=relu,gain=2.5
-          mobilenet:width=0.5  resnet:depth=20,aux=stage1+stage2
-  data:   digits  digits:size=16  patterns:classes=10,size=16,signal=0.5,n=4000
-          noise:classes=10,size=16,n=2000  shuffled:digits  subset:digits,frac=0.1
-          idx:IMAGES,LABELS  cifar:DIR
-See docs/cli.md for every key.";
+use gradlab::help::{MODEL_HELP, SPECS, SPEC_HELP};
 
 /// gradlab: train CNNs and find out why training stalls.
 #[derive(Parser)]
-#[command(name = "gradlab", version, about, after_help = SPEC_HELP)]
+#[command(
+    name = "gradlab",
+    version,
+    about,
+    after_help = "The SPEC grammar of --model and --data: gradlab help specs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -148,8 +144,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// A per-layer table of a model: output shapes, parameters, MACs.
-    #[command(after_help = SPEC_HELP)]
+    /// A per-layer table of a model: output shapes, parameters, MACs, and where heads attach.
+    #[command(after_help = MODEL_HELP)]
     Summary {
         /// Model SPEC.
         #[arg(long)]
@@ -162,7 +158,7 @@ enum Command {
         classes: usize,
     },
     /// Time training steps of a model on random data: ms per step, images/s, split, peak memory.
-    #[command(after_help = SPEC_HELP)]
+    #[command(after_help = MODEL_HELP)]
     Bench {
         /// Model SPEC, e.g. resnet:depth=20.
         #[arg(long)]
@@ -213,10 +209,17 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         batch: usize,
     },
+    /// The SPEC grammar of --model and --data: every model and dataset with its keys.
+    #[command(long_about = SPECS)]
+    Specs,
 }
 
 fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Specs => {
+            println!("{SPECS}");
+            Ok(())
+        }
         Command::Demo { out, quick } => demo::demo(&out, quick),
         Command::Experiment {
             name,

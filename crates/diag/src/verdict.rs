@@ -311,6 +311,25 @@ impl Path {
     }
 }
 
+/// A relative loss drop `d` ((first - last) / first) in words:
+/// "fell 3.20%" or "rose 0.14%".
+fn fell(d: f64, decimals: usize) -> String {
+    if d < 0.0 {
+        format!("rose {:.decimals$}%", -d * 100.0)
+    } else {
+        format!("fell {:.decimals$}%", d * 100.0)
+    }
+}
+
+/// A diversity, a variance ratio that can underflow to zero.
+fn tiny(z: f64) -> String {
+    if z < 1e-30 {
+        "below 1e-30".into()
+    } else {
+        format!("{z:.1e}")
+    }
+}
+
 fn fmt_opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.3}"))
         .unwrap_or_else(|| "not measured".into())
@@ -377,6 +396,18 @@ pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
         }
     }
     let mut reasons = base.reasons;
+    // The control is quoted by gate C only; a run decided elsewhere still
+    // reports what it showed.
+    if let Some(pi) = ind
+        .shuffle_gap
+        .filter(|_| !reasons.iter().any(|r| r.contains("π =")))
+    {
+        reasons.push(if pi > th.shuffle_gap {
+            format!("the label-shuffle control agrees: the loss is π = {pi:.3} of ln K below the same model's on shuffled labels (> {:.2}), so the model learns from the labels", th.shuffle_gap)
+        } else {
+            format!("the label-shuffle control: the loss is only π = {pi:.3} of ln K below the same model's on shuffled labels (<= {:.2}), no better than on labels without signal", th.shuffle_gap)
+        });
+    }
     let (mut confidence, mut runner_up, mut why) = (1.0, base.verdict, None);
     if let Some((cost, verdict, what)) = nearest {
         confidence = cost;
@@ -487,7 +518,7 @@ fn decide_path(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Ver
             d >= th.dead_fraction,
             lin_margin(d, th.dead_fraction, 0.25),
         ) {
-            p.note(format!("{:.0}% of a layer's units output zero for every example of the probe batch (threshold {:.0}%)", d * 100.0, th.dead_fraction * 100.0));
+            p.note(format!("{:.0}% of a layer's units output zero for every example of a training batch (threshold {:.0}%)", d * 100.0, th.dead_fraction * 100.0));
             return (Verdict::DeadUnits, Verdict::Vanishing, 1.0);
         }
     }
@@ -520,7 +551,7 @@ fn decide_path(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Ver
             p.note(format!("{:.0}% of a layer's units are saturated (derivative < 1e-3) on every example (threshold {:.0}%)", s * 100.0, th.saturated_fraction * 100.0));
         }
         if let Some(z) = ind.forward_diversity.filter(|&z| z < 1e-3) {
-            p.note(format!("the forward pass collapses too: the last hidden layer's diversity is {z:.1e}, so every input looks alike to the top layers"));
+            p.note(format!("the forward pass collapses too: the last hidden layer's diversity is {}, so every input looks alike to the top layers", tiny(z)));
         }
         if let Some(pr) = ind.probe_accuracy {
             p.note(format!("the data does hold signal: a probe reaches {pr:.3} held-out accuracy against chance {}", fmt_opt(ind.chance_accuracy)));
@@ -546,10 +577,10 @@ fn decide_path(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Ver
                 lin_margin(r, stall, 0.1),
             ) {
                 p.note(format!(
-                    "training is still near chance: loss is {r:.3} x ln K (>= {stall:.2}) and fell {} over the window",
+                    "training is still near chance: loss is {r:.3} x ln K (>= {stall:.2}) and {} over the window",
                     ind.loss_drop
-                        .map(|d| format!("{:.2}%", d * 100.0))
-                        .unwrap_or_else(|| "by an unmeasured amount".into())
+                        .map(|d| fell(d, 2))
+                        .unwrap_or_else(|| "changed by an unmeasured amount".into())
                 ));
                 stall_cause(ind, th, p)
             } else {
@@ -670,7 +701,7 @@ fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, 
         "training makes progress: loss is {rho:.3} x ln K (< {:.2}){}",
         th.stall_loss_to_chance,
         ind.loss_drop
-            .map(|d| format!(" and fell {:.1}% over the window", d * 100.0))
+            .map(|d| format!(" and {} over the window", fell(d, 1)))
             .unwrap_or_default()
     ));
     if let Some(e) = ind
@@ -733,7 +764,7 @@ fn generalisation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, 
                     -vd * 100.0,
                     th.stall_drop * 100.0,
                     ind.loss_drop
-                        .map(|d| format!(" while the training loss fell {:.1}%", d * 100.0))
+                        .map(|d| format!(" while the training loss {}", fell(d, 1)))
                         .unwrap_or_default()
                 ));
                 if let Some(c) = ind.train_val_cos.filter(|&c| c < 0.0) {

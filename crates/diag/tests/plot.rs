@@ -53,11 +53,13 @@ fn line_chart_draws_each_line_and_skips_what_its_axis_cannot_show() {
             label: "train".into(),
             points: vec![(0.0, 0.5), (1.0, f64::NAN), (2.0, 0.9)],
             dashed: true,
+            ..Line::default()
         },
         Line {
             label: "held-out".into(),
             points: vec![(0.0, 0.4), (1.0, 0.6), (2.0, -0.1)],
             dashed: false,
+            ..Line::default()
         },
     ];
     for log_y in [false, true] {
@@ -82,6 +84,7 @@ fn line_chart_draws_each_line_and_skips_what_its_axis_cannot_show() {
         label: "x".into(),
         points: vec![(0.0, 0.0), (1.0, -1.0), (f64::INFINITY, 1.0)],
         dashed: false,
+        ..Line::default()
     }];
     let log = LineChartStyle {
         log_y: true,

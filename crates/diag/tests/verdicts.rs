@@ -354,3 +354,69 @@ fn a_run_that_blew_up_quotes_the_step_and_the_profile_before_it() {
         "{text}"
     );
 }
+
+#[test]
+fn the_shuffle_control_is_quoted_whichever_gate_decides() {
+    let learning = Indicators {
+        loss_to_chance: Some(0.3),
+        loss_drop: Some(0.4),
+        train_val_gap: Some(0.02),
+        shuffle_gap: Some(0.45),
+        ..healthy_flow()
+    };
+    let d = decide(&learning, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::Healthy);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("label-shuffle control") && r.contains("π = 0.450")),
+        "{:#?}",
+        d.reasons
+    );
+    // Gate C quotes it once, in its own words.
+    let stalled = Indicators {
+        loss_to_chance: Some(0.99),
+        loss_drop: Some(0.001),
+        shuffle_gap: Some(0.001),
+        probe_p_value: Some(0.5),
+        probe_accuracy: Some(0.1),
+        ..healthy_flow()
+    };
+    let d = decide(&stalled, &Thresholds::default());
+    assert_eq!(d.reasons.iter().filter(|r| r.contains("π =")).count(), 1);
+}
+
+#[test]
+fn a_rising_loss_is_said_to_rise_and_a_zero_diversity_is_not_printed_as_0e0() {
+    let stalled = Indicators {
+        loss_to_chance: Some(0.99),
+        loss_drop: Some(-0.0014),
+        probe_p_value: Some(0.5),
+        probe_accuracy: Some(0.1),
+        ..healthy_flow()
+    };
+    let reasons = decide(&stalled, &Thresholds::default()).reasons.join("\n");
+    assert!(reasons.contains("rose 0.14% over the window"), "{reasons}");
+    assert!(!reasons.contains("fell -"), "{reasons}");
+
+    let vanishing = Indicators {
+        kappa: Some(2.0),
+        kappa_r2: Some(0.99),
+        attenuation: Some(38.0),
+        forward_diversity: Some(0.0),
+        ..Default::default()
+    };
+    let reasons = decide(&vanishing, &Thresholds::default())
+        .reasons
+        .join("\n");
+    assert!(reasons.contains("diversity is below 1e-30"), "{reasons}");
+    assert!(!reasons.contains("0.0e0"), "{reasons}");
+
+    let dead = Indicators {
+        dead_max: Some(0.9),
+        ..healthy_flow()
+    };
+    let reasons = decide(&dead, &Thresholds::default()).reasons.join("\n");
+    assert!(reasons.contains("of a training batch"), "{reasons}");
+    assert!(!reasons.contains("probe batch"), "{reasons}");
+}

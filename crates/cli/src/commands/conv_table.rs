@@ -11,6 +11,7 @@ use ndarray::{s, Array4, Ix4};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CliError, Result};
+use crate::terminal::{self, list_item, paragraph};
 
 /// The shape the comparison runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,8 +45,8 @@ pub struct ConvRow {
     pub params_formula: usize,
     /// Parameters counted from the weight tensor(s) the layer holds.
     pub params_counted: usize,
-    /// Multiply-accumulates for the batch.
-    pub macs: u64,
+    /// Multiply-accumulates for one image (the timings are for the batch).
+    pub macs_per_image: u64,
     /// Median forward time in milliseconds.
     pub forward_ms: f64,
     /// Median backward time (input and weight gradients) in milliseconds.
@@ -219,7 +220,7 @@ pub fn compare(shape: &ConvShape, reps: usize) -> Result<Vec<ConvRow>> {
         let mut macs = 0;
         let (mut h, mut w) = (height, width);
         for s in &specs {
-            macs += s.macs(batch, h, w)?;
+            macs += s.macs(1, h, w)?;
             [h, w] = s.output_size(h, w)?;
         }
         let (forward_ms, backward_ms, y) = time_stack(&layers, &x, reps)?;
@@ -231,7 +232,7 @@ pub fn compare(shape: &ConvShape, reps: usize) -> Result<Vec<ConvRow>> {
             formula: formula.into(),
             params_formula,
             params_counted,
-            macs,
+            macs_per_image: macs,
             forward_ms,
             backward_ms,
             out_channels: y.shape()[1],
@@ -242,54 +243,81 @@ pub fn compare(shape: &ConvShape, reps: usize) -> Result<Vec<ConvRow>> {
     Ok(out)
 }
 
-/// Prints the comparison as a table.
-pub fn print_rows(shape: &ConvShape, rows: &[ConvRow]) {
-    println!(
-        "input [{}, {}, {}, {}], kernel {}, C_out {}; channel mixing: input channel {} perturbed\n",
-        shape.batch,
-        shape.c_in,
-        shape.height,
-        shape.width,
-        shape.kernel,
-        shape.c_out,
-        shape.c_in / 2
+/// The comparison as text for a terminal `width` columns wide: MACs per
+/// image, times for the whole batch.
+pub fn rows_text(shape: &ConvShape, rows: &[ConvRow], width: usize) -> String {
+    let mut out = paragraph(
+        &format!(
+            "input [{}, {}, {}, {}], kernel {}, C_out {}; channel mixing: input channel {} perturbed",
+            shape.batch,
+            shape.c_in,
+            shape.height,
+            shape.width,
+            shape.kernel,
+            shape.c_out,
+            shape.c_in / 2
+        ),
+        width,
     );
-    println!(
-        "{:<44} {:>8} {:>22} {:>10} {:>10} {:>14} {:>9} {:>9} {:>7} {:>16}",
+    out.push('\n');
+    let header: Vec<String> = [
         "operation",
         "kernel",
         "params formula",
         "= params",
         "counted",
-        "MACs",
-        "fwd ms",
-        "bwd ms",
+        "MACs per image",
+        &format!("fwd ms (batch {})", shape.batch),
+        &format!("bwd ms (batch {})", shape.batch),
         "C_out",
-        "channels changed"
-    );
+        "channels changed",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.kernel.clone(),
+                r.formula.clone(),
+                r.params_formula.to_string(),
+                r.params_counted.to_string(),
+                r.macs_per_image.to_string(),
+                format!("{:.2}", r.forward_ms),
+                format!("{:.2}", r.backward_ms),
+                r.out_channels.to_string(),
+                format!(
+                    "{} of {}{}",
+                    r.channels_changed,
+                    r.out_channels,
+                    if r.mixes_channels { "" } else { " (no mixing)" }
+                ),
+            ]
+        })
+        .collect();
+    out.push_str(&terminal::table(
+        &header,
+        &cells,
+        &[3, 4, 5, 6, 7, 8],
+        width,
+    ));
+    out.push('\n');
     for r in rows {
-        println!(
-            "{:<44} {:>8} {:>22} {:>10} {:>10} {:>14} {:>9.2} {:>9.2} {:>7} {:>16}",
-            r.name,
-            r.kernel,
-            r.formula,
-            r.params_formula,
-            r.params_counted,
-            r.macs,
-            r.forward_ms,
-            r.backward_ms,
-            r.out_channels,
-            format!(
-                "{} of {}{}",
-                r.channels_changed,
-                r.out_channels,
-                if r.mixes_channels { "" } else { " (no mixing)" }
-            )
-        );
+        out.push_str(&list_item(
+            2,
+            "-",
+            &format!("{}: {}", r.name, r.combines),
+            width,
+        ));
     }
-    for r in rows {
-        println!("  {}: {}", r.name, r.combines);
-    }
+    out
+}
+
+/// Prints the comparison as a table fitted to the terminal.
+pub fn print_rows(shape: &ConvShape, rows: &[ConvRow]) {
+    print!("{}", rows_text(shape, rows, terminal::width()));
 }
 
 /// `gradlab conv-table`.

@@ -20,6 +20,7 @@ use crate::error::Result;
 use crate::model_spec::build_model;
 use crate::output::{check_output, write_file, write_json};
 use crate::progress::bar;
+use crate::terminal::{self, list_item, paragraph};
 
 /// The options of `gradlab diagnose`.
 #[derive(Debug, Clone)]
@@ -119,41 +120,66 @@ pub fn diagnose(args: &DiagnoseArgs) -> Result<DiagnosedRun> {
 
 /// Prints the verdict, reasons, actions and per-layer table.
 pub fn print_diagnosis(run: &DiagnosedRun) {
+    print!("{}", diagnosis_text(run, terminal::width()));
+}
+
+/// What [`print_diagnosis`] prints, for a terminal `width` columns wide:
+/// reasons and actions as indented lists, the layer table fitted.
+pub fn diagnosis_text(run: &DiagnosedRun, width: usize) -> String {
     let d = &run.diagnosis;
-    println!(
-        "verdict: {} (confidence {:.2}, steps {}..{})",
-        d.verdict, d.confidence, d.window[0], d.window[1]
+    let mut out = paragraph(
+        &format!(
+            "verdict: {} (confidence {:.2}, steps {}..{})",
+            d.verdict, d.confidence, d.window[0], d.window[1]
+        ),
+        width,
     );
     if d.candidates.len() > 1 {
         let c: Vec<String> = d.candidates.iter().map(|v| v.to_string()).collect();
-        println!("candidates: {}", c.join(" or "));
+        out.push_str(&paragraph(
+            &format!("candidates: {}", c.join(" or ")),
+            width,
+        ));
     }
-    println!("because:");
+    out.push_str("because:\n");
     for r in &d.reasons {
-        println!("  - {r}");
+        out.push_str(&list_item(2, "-", r, width));
     }
     if !d.actions.is_empty() {
-        println!("try:");
+        out.push_str("try:\n");
         for a in &d.actions {
-            println!("  - {a}");
+            out.push_str(&list_item(2, "-", a, width));
         }
     }
-    println!(
-        "\n{:<32} {:>5} {:>12} {:>12} {:>12} {:>12}",
-        "layer", "index", "grad rms", "act grad", "weight rms", "update/w"
-    );
+    out.push('\n');
     let fmt = |v: Option<f64>| v.map(|x| format!("{x:.3e}")).unwrap_or_else(|| "-".into());
-    for l in &d.layers {
-        println!(
-            "{:<32} {:>5} {:>12} {:>12} {:>12} {:>12}",
-            l.name,
-            l.index,
-            fmt(Some(l.grad_rms)),
-            fmt(l.act_grad_rms),
-            fmt(Some(l.weight_rms)),
-            fmt(l.update_ratio)
-        );
-    }
+    let header: Vec<String> = [
+        "layer",
+        "index",
+        "grad rms",
+        "act grad",
+        "weight rms",
+        "update/w",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = d
+        .layers
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                l.index.to_string(),
+                fmt(Some(l.grad_rms)),
+                fmt(l.act_grad_rms),
+                fmt(Some(l.weight_rms)),
+                fmt(l.update_ratio),
+            ]
+        })
+        .collect();
+    out.push_str(&terminal::table(&header, &rows, &[1, 2, 3, 4, 5], width));
+    out
 }
 
 /// `gradlab diagnose`.

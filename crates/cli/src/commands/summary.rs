@@ -4,6 +4,7 @@ use gradlab_arch::summarize;
 
 use crate::error::{CliError, Result};
 use crate::model_spec::build_model;
+use crate::terminal::{self, paragraph};
 
 /// Parses `CxHxW` (or `HxW`, one channel).
 ///
@@ -47,39 +48,67 @@ pub fn check_memory(what: &str, floats: f64, layers: f64) -> Result<()> {
     Ok(())
 }
 
-/// Prints the table and the totals.
+/// Prints the table, the totals and the points where auxiliary heads can attach.
 ///
 /// # Errors
 /// Bad specs and shapes.
 pub fn run(model: &str, input: &str, classes: usize) -> Result<()> {
+    print!(
+        "{}",
+        summary_text(model, input, classes, terminal::width())?
+    );
+    Ok(())
+}
+
+/// What [`run`] prints, for a terminal `width` columns wide.
+///
+/// # Errors
+/// Bad specs and shapes.
+pub fn summary_text(model: &str, input: &str, classes: usize, width: usize) -> Result<String> {
     let shape = parse_shape(input)?;
     let mut built = build_model(model, shape, classes, 0)?;
     let summary = summarize(&mut *built.net, &shape)?;
-    println!(
-        "{} on input {}x{}x{}, {} classes\n",
+    let mut out = format!(
+        "{} on input {}x{}x{}, {} classes\n\n",
         built.net.label(),
         shape[0],
         shape[1],
         shape[2],
         classes
     );
-    println!(
-        "{:<36} {:<14} {:>18} {:>10} {:>14}",
-        "layer", "kind", "output shape", "params", "MACs"
-    );
-    println!("{}", "-".repeat(96));
-    for l in &summary.layers {
-        println!(
-            "{:<36} {:<14} {:>18} {:>10} {:>14}",
-            l.name,
-            l.kind.to_string(),
-            format!("{:?}", l.output_shape),
-            l.params,
-            l.macs
-        );
-    }
-    println!("{}", "-".repeat(96));
-    println!("total parameters: {}", summary.params);
-    println!("total MACs per image: {}", summary.macs);
-    Ok(())
+    let header: Vec<String> = ["layer", "kind", "output shape", "params", "MACs"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rows: Vec<Vec<String>> = summary
+        .layers
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                l.kind.to_string(),
+                format!("{:?}", l.output_shape),
+                l.params.to_string(),
+                l.macs.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&terminal::table(&header, &rows, &[2, 3, 4], width));
+    out.push_str(&format!("total parameters: {}\n", summary.params));
+    out.push_str(&format!("total MACs per image: {}\n", summary.macs));
+    let points: Vec<String> = built
+        .net
+        .points()
+        .iter()
+        .map(|p| format!("{} ({} channels)", p.name, p.channels))
+        .collect();
+    out.push('\n');
+    out.push_str(&paragraph(
+        &format!(
+            "auxiliary heads attach at (aux=NAME+NAME): {}",
+            points.join(", ")
+        ),
+        width,
+    ));
+    Ok(out)
 }

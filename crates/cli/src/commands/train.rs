@@ -22,6 +22,7 @@ use crate::model_spec::build_model;
 use crate::output::check_output;
 use crate::progress::bar;
 use crate::ranks;
+use crate::terminal::sig4;
 
 /// The options of `gradlab train`.
 #[derive(Debug, Clone)]
@@ -226,8 +227,12 @@ pub fn train_on(args: &TrainArgs, comm: &dyn Communicator) -> Result<TrainOutcom
                 } => {
                     pb.finish_and_clear();
                     println!(
-                        "epoch {epoch}/{}: train loss {train_loss:.4}, train acc {train_accuracy:.3}, held-out loss {:.4}, held-out acc {:.3}",
-                        args.epochs, held_out.loss, held_out.accuracy
+                        "epoch {epoch}/{}: train loss {}, train acc {}, held-out loss {}, held-out acc {}",
+                        args.epochs,
+                        sig4(*train_loss),
+                        sig4(*train_accuracy),
+                        sig4(held_out.loss),
+                        sig4(held_out.accuracy)
                     );
                 }
             }
@@ -283,11 +288,16 @@ pub fn run_on(args: &TrainArgs, comm: &dyn Communicator) -> Result<()> {
         });
     }
     println!(
-        "final: step {}, last batch loss {:.4}",
-        o.steps, o.last_loss
+        "final: step {}, last batch loss {}",
+        o.steps,
+        sig4(o.last_loss)
     );
     if let Some(h) = o.held_out {
-        println!("held-out: loss {:.4}, accuracy {:.4}", h.loss, h.accuracy);
+        println!(
+            "held-out: loss {}, accuracy {}",
+            sig4(h.loss),
+            sig4(h.accuracy)
+        );
     }
     Ok(())
 }

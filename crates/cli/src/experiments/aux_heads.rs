@@ -3,12 +3,12 @@
 //! what an intermediate layer outputs (a feature map) against the final
 //! layer (class scores) and an auxiliary head (an early class prediction).
 
-use gradlab_arch::{Classifier, HeadMode, OutputRequest};
+use gradlab_arch::{AuxOutput, Classifier, HeadMode, OutputRequest};
 use gradlab_data::{Batch, Dataset};
 use gradlab_nn::{accuracy, Ctx};
 use serde_json::json;
 
-use crate::charts::{line_chart, Line};
+use crate::charts::{line_chart, Line, LineChartStyle, XAxis};
 use crate::data_spec::build_data;
 use crate::error::Result;
 use crate::experiments::fit::{fit, FitConfig, FitPoint};
@@ -49,6 +49,61 @@ fn head_accuracy(net: &mut dyn Classifier<f32>, data: &dyn Dataset) -> Result<Ve
         .collect())
 }
 
+/// Index of the largest value.
+fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .fold(0, |b, (i, &v)| if v > p[b] { i } else { b })
+}
+
+/// Each head's class probabilities for the first example of the batch,
+/// computed from that head's own logits.
+fn first_example_probabilities(
+    cx: &mut Ctx<f32>,
+    aux: &[AuxOutput],
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let mut out = Vec::new();
+    for head in aux {
+        let probs = cx.graph_mut().softmax(head.logits, 1)?;
+        let value = cx.value(probs)?;
+        let k = value.shape()[1];
+        out.push((head.name.clone(), value.as_slice()[..k].to_vec()));
+    }
+    Ok(out)
+}
+
+/// The table rows of the auxiliary heads: each head's held-out accuracy
+/// and its own prediction for example 0 (`examples`, matched by name).
+fn head_rows(
+    accuracy: &[(String, f64)],
+    examples: &[(String, Vec<f32>)],
+    batch: usize,
+    final_val: &str,
+) -> Vec<Vec<String>> {
+    accuracy
+        .iter()
+        .map(|(name, acc)| {
+            let example = examples.iter().find(|(n, _)| n == name).map_or(
+                "example 0: -".to_string(),
+                |(_, p)| {
+                    let c = argmax(p);
+                    format!("example 0: class {c} with p = {:.3}", p[c])
+                },
+            );
+            let k = examples.first().map_or(0, |(_, p)| p.len());
+            vec![
+                format!("auxiliary head {name}"),
+                format!("[{batch}, {k}]"),
+                "an early class prediction [N, K]".into(),
+                format!(
+                    "held-out accuracy {} as an early exit (final layer {final_val}); {example}",
+                    num(*acc)
+                ),
+            ]
+        })
+        .collect()
+}
+
 /// Runs the comparison.
 ///
 /// # Errors
@@ -61,7 +116,8 @@ pub fn run(size: &Size) -> Result<Section> {
         batch: 32,
         lr: 0.05,
         seed: size.seed,
-        checks: if size.quick { 4 } else { 10 },
+        // Frequent checks draw the accuracy curves; at this size they are cheap.
+        checks: if size.quick { 8 } else { 30 },
     };
     let pb = bar(2 * cfg.steps as u64, "aux-heads");
     let mut curves: Vec<(String, Vec<FitPoint>)> = Vec::new();
@@ -101,9 +157,7 @@ pub fn run(size: &Size) -> Result<Section> {
     let probs = cx.value(probs_var)?.clone();
     let k = probs.shape()[1];
     let p0: Vec<f32> = probs.as_slice()[..k].to_vec();
-    let head0 = out.aux.first().map(|a| a.logits).expect("heads ran");
-    let head_probs_var = cx.graph_mut().softmax(head0, 1)?;
-    let head_p0: Vec<f32> = cx.value(head_probs_var)?.as_slice()[..k].to_vec();
+    let head_p0 = first_example_probabilities(&mut cx, &out.aux)?;
     net.set_training(true);
     let heads = head_accuracy(&mut *net, &*data.val)?;
     let mean = fmap.mean_all() as f64;
@@ -115,11 +169,6 @@ pub fn run(size: &Size) -> Result<Section> {
         / fmap.len() as f64)
         .sqrt();
     let zeros = fmap.as_slice().iter().filter(|&&v| v == 0.0).count() as f64 / fmap.len() as f64;
-    let argmax = |p: &[f32]| {
-        p.iter()
-            .enumerate()
-            .fold(0, |b, (i, &v)| if v > p[b] { i } else { b })
-    };
 
     let last = |i: usize| curves[i].1.last().cloned();
     let (bare, aux) = (last(0), last(1));
@@ -174,24 +223,16 @@ pub fn run(size: &Size) -> Result<Section> {
             probe.labels[0]
         ),
     ]);
-    for (name, acc) in &heads {
-        t2.row(vec![
-            format!("auxiliary head {name}"),
-            format!("[{}, {k}]", fmap.shape()[0]),
-            "an early class prediction [N, K]".into(),
-            format!(
-                "held-out accuracy {} as an early exit (final layer {}); example 0: class {} with p = {:.3}",
-                num(*acc),
-                aux.as_ref().map_or("-".into(), |p| num(p.val_accuracy)),
-                argmax(&head_p0),
-                head_p0[argmax(&head_p0)]
-            ),
-        ]);
+    let final_val = aux.as_ref().map_or("-".into(), |p| num(p.val_accuracy));
+    for row in head_rows(&heads, &head_p0, fmap.shape()[0], &final_val) {
+        t2.row(row);
     }
 
+    // One colour per network: held-out solid, training dashed.
     let acc_lines: Vec<Line> = curves
         .iter()
-        .flat_map(|(name, pts)| {
+        .enumerate()
+        .flat_map(|(k, (name, pts))| {
             let tag = if name.contains("aux") {
                 "with heads"
             } else {
@@ -205,6 +246,8 @@ pub fn run(size: &Size) -> Result<Section> {
                         .map(|p| (p.step as f64, p.train_accuracy))
                         .collect(),
                     dashed: true,
+                    colour: Some(k),
+                    ..Line::default()
                 },
                 Line {
                     label: format!("{tag}: held-out"),
@@ -212,14 +255,16 @@ pub fn run(size: &Size) -> Result<Section> {
                         .iter()
                         .map(|p| (p.step as f64, p.val_accuracy))
                         .collect(),
-                    dashed: false,
+                    colour: Some(k),
+                    ..Line::default()
                 },
             ]
         })
         .collect();
     let grad_lines: Vec<Line> = curves
         .iter()
-        .map(|(name, pts)| Line {
+        .enumerate()
+        .map(|(k, (name, pts))| Line {
             label: if name.contains("aux") {
                 "with heads".into()
             } else {
@@ -229,20 +274,26 @@ pub fn run(size: &Size) -> Result<Section> {
                 .iter()
                 .map(|p| (p.step as f64, p.first_layer_grad_rms))
                 .collect(),
-            dashed: false,
+            colour: Some(k),
+            ..Line::default()
         })
         .collect();
+    let steps_axis = |log_y| LineChartStyle {
+        log_y,
+        x_axis: XAxis::Step,
+        ..LineChartStyle::default()
+    };
     let plots = vec![
-        Plot {
-            file: "aux_heads_accuracy.svg".into(),
-            caption: "Training (dashed) and held-out (solid) accuracy with and without auxiliary heads; the space between them is the generalisation gap.".into(),
-            svg: line_chart("Accuracy on 25% of the digits", "step", "accuracy", &acc_lines, false)?,
-        },
-        Plot {
-            file: "aux_heads_gradient.svg".into(),
-            caption: "RMS of the first layer's weight gradient during training: the heads inject gradient close to the input.".into(),
-            svg: line_chart("First-layer gradient", "step", "gradient RMS (log)", &grad_lines, true)?,
-        },
+        Plot::new(
+            "aux_heads_accuracy.svg",
+            format!("Training (dashed) and held-out (solid) accuracy with and without auxiliary heads, checked {}; the space between them is the generalisation gap.", crate::experiments::every(cfg.steps, cfg.checks)),
+            line_chart("Accuracy on 25% of the digits", "step", "accuracy", &acc_lines, steps_axis(false))?,
+        ),
+        Plot::new(
+            "aux_heads_gradient.svg",
+            "RMS of the first layer's weight gradient during training: the heads inject gradient close to the input.",
+            line_chart("First-layer gradient", "step", "gradient RMS (log)", &grad_lines, steps_axis(true))?,
+        ),
     ];
     let mut interpretation = Vec::new();
     if let (Some(b), Some(a)) = (&bare, &aux) {
@@ -258,9 +309,13 @@ pub fn run(size: &Size) -> Result<Section> {
         ));
     }
     interpretation.push(format!(
-        "An intermediate layer outputs a feature map of shape {:?} with no class meaning; the final layer outputs class scores whose softmax sums to 1; an auxiliary head turns an intermediate feature map into an early class prediction, here {} accurate on held-out digits.",
+        "An intermediate layer outputs a feature map of shape {:?} with no class meaning; the final layer outputs class scores whose softmax sums to 1; an auxiliary head turns an intermediate feature map into an early class prediction, here {} on held-out digits.",
         fmap.shape(),
-        heads.first().map_or("-".into(), |h| num(h.1))
+        heads
+            .iter()
+            .map(|(n, a)| format!("{} accurate at {n}", num(*a)))
+            .collect::<Vec<_>>()
+            .join(" and ")
     ));
     Ok(Section {
         id: "aux-heads".into(),
@@ -277,6 +332,61 @@ pub fn run(size: &Size) -> Result<Section> {
             "feature_map": {"shape": fmap.shape(), "mean": mean, "std": std, "zero_fraction": zeros},
             "final_probabilities_example0": p0, "final_probability_sum": p0.iter().sum::<f32>(),
             "head_accuracy": heads.iter().map(|(n, a)| json!({"head": n, "val_accuracy": a})).collect::<Vec<_>>(),
+            "head_probabilities_example0": head_p0.iter().map(|(n, p)| json!({"head": n, "probabilities": p})).collect::<Vec<_>>(),
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_head_row_quotes_its_own_prediction() {
+        let accuracy = vec![("stage1".to_string(), 0.25), ("stage2".to_string(), 0.75)];
+        let examples = vec![
+            ("stage1".to_string(), vec![0.1, 0.7, 0.2]),
+            ("stage2".to_string(), vec![0.05, 0.15, 0.8]),
+        ];
+        let rows = head_rows(&accuracy, &examples, 4, "0.900");
+        assert!(rows[0][3].contains("class 1 with p = 0.700"), "{rows:?}");
+        assert!(rows[1][3].contains("class 2 with p = 0.800"), "{rows:?}");
+        assert!(rows[0][3].contains("0.250") && rows[1][3].contains("0.750"));
+    }
+
+    #[test]
+    fn each_head_gets_the_probabilities_of_its_own_logits() {
+        let data = build_data("digits", 0).unwrap();
+        let mut net = build_model(
+            "plain-resnet:depth=8,width=4,aux=stage1+stage2",
+            data.input_shape(),
+            data.num_classes(),
+            0,
+        )
+        .unwrap()
+        .net;
+        net.set_training(false);
+        let batch = Batch::from_indices(&*data.val, &[0, 1]).unwrap();
+        let mut cx = Ctx::no_grad();
+        let x = cx.input(batch.images);
+        let request = OutputRequest {
+            heads: HeadMode::Always,
+            features: Vec::new(),
+        };
+        let out = net.forward_outputs(&mut cx, x, &request).unwrap();
+        let probs = first_example_probabilities(&mut cx, &out.aux).unwrap();
+        assert_eq!(probs.len(), 2);
+        for ((name, p), head) in probs.iter().zip(&out.aux) {
+            assert_eq!(name, &head.name);
+            // Softmax of this head's logits, row 0.
+            let logits = cx.value(head.logits).unwrap();
+            let row = &logits.as_slice()[..p.len()];
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+            for (got, v) in p.iter().zip(row) {
+                assert!((got - (v - max).exp() / sum).abs() < 1e-5, "{name}");
+            }
+        }
+        assert_ne!(probs[0].1, probs[1].1, "two heads, two predictions");
+    }
 }

@@ -3,15 +3,15 @@
 //! evidence that separates "no learnable signal" from "vanishing gradient",
 //! and a deep plain sigmoid network on clean data is the true-vanishing contrast.
 
-use gradlab_diag::plot::{profile_svg, ProfileSeries};
 use gradlab_diag::Verdict;
 use gradlab_nn::HasParams;
 use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig};
 use serde_json::json;
 
+use crate::charts::{line_chart, Line, LineChartStyle, XAxis};
 use crate::data_spec::build_data;
 use crate::error::Result;
-use crate::experiments::{num, Size};
+use crate::experiments::{num, verdict_cell, Size};
 use crate::model_spec::build_model;
 use crate::progress::bar;
 use crate::report::{Plot, Section, Table};
@@ -70,11 +70,6 @@ fn diagnose_cell(
         params,
         run,
     })
-}
-
-/// Every reason of the verdict, in the order the procedure reached them.
-fn deciding_reason(run: &DiagnosedRun) -> String {
-    run.diagnosis.reasons.join("; ")
 }
 
 fn last_profile(run: &DiagnosedRun) -> Vec<f64> {
@@ -144,9 +139,10 @@ pub fn run(size: &Size) -> Result<Section> {
     let mut header = vec!["model (parameters)".to_string()];
     header.extend(data.iter().map(|d| column(d)));
     let mut grid = Table {
-        caption: "Verdict (confidence) per cell".into(),
+        caption: "Verdict (confidence) per cell, and the first reason for it".into(),
         header,
         rows: Vec::new(),
+        notes: Vec::new(),
     };
     for m in &models {
         let mut row = vec![format!(
@@ -158,26 +154,19 @@ pub fn run(size: &Size) -> Result<Section> {
                 .iter()
                 .find(|c| c.model == *m && c.data == *d)
                 .expect("every cell ran");
-            row.push(format!(
-                "{} ({:.2})",
-                c.run.diagnosis.verdict, c.run.diagnosis.confidence
-            ));
+            row.push(verdict_cell(&c.run.diagnosis, true));
         }
         grid.rows.push(row);
     }
     let mut contrast_row = vec![format!("{VANISHING_MODEL} ({})", contrast.params)];
-    contrast_row.push(format!(
-        "{} ({:.2})",
-        contrast.run.diagnosis.verdict, contrast.run.diagnosis.confidence
-    ));
+    contrast_row.push(verdict_cell(&contrast.run.diagnosis, true));
     contrast_row.extend((1..data.len()).map(|_| "-".to_string()));
     grid.rows.push(contrast_row);
 
     let mut evidence = Table::new(
-        "Evidence for the cells that do not learn (and the contrast)",
+        "Evidence for the cells that do not learn (and the contrast); the reasons of each verdict are listed beneath",
         &[
-            "model",
-            "data",
+            "model on data",
             "verdict",
             "loss / ln K",
             "κ (nats/layer)",
@@ -186,7 +175,6 @@ pub fn run(size: &Size) -> Result<Section> {
             "probe p-value",
             "gradient SNR",
             "held-out accuracy",
-            "reasons",
         ],
     );
     let stalled = |c: &Cell| {
@@ -200,11 +188,11 @@ pub fn run(size: &Size) -> Result<Section> {
         .filter(|c| stalled(c))
         .chain(std::iter::once(&contrast))
     {
-        let i = &c.run.diagnosis.indicators;
+        let d = &c.run.diagnosis;
+        let i = &d.indicators;
         evidence.row(vec![
-            c.model.clone(),
-            column(&c.data),
-            c.run.diagnosis.verdict.to_string(),
+            format!("{} on {}", c.model, column(&c.data)),
+            d.verdict.to_string(),
             i.loss_to_chance.map_or("-".into(), num),
             i.kappa.map_or("-".into(), num),
             i.attenuation.map_or("-".into(), num),
@@ -216,37 +204,65 @@ pub fn run(size: &Size) -> Result<Section> {
             i.probe_p_value.map_or("-".into(), num),
             i.snr.map_or("-".into(), num),
             i.val_accuracy.map_or("-".into(), num),
-            deciding_reason(&c.run),
         ]);
+        evidence.note(
+            format!(
+                "{} on {}: `{}` because",
+                c.model,
+                column(&c.data),
+                d.verdict
+            ),
+            d.reasons.clone(),
+        );
     }
 
     let large = *models.last().expect("models");
     let find = |d: &str| cells.iter().find(|c| c.model == large && c.data == d);
     let clean = find(&data[0]);
     let noise = find(&data[signals.len() - 1]);
-    let mut series = vec![ProfileSeries {
-        label: format!("{VANISHING_MODEL}, clean patterns"),
-        values: last_profile(&contrast.run),
-        dashed: false,
-    }];
+    let profile_line = |label: String, run: &DiagnosedRun, dashed: bool, colour: usize| Line {
+        label,
+        points: last_profile(run)
+            .into_iter()
+            .enumerate()
+            .map(|(x, v)| (x as f64, v))
+            .collect(),
+        dashed,
+        colour: Some(colour),
+        diverged_at: run.diagnosis.indicators.first_non_finite_step,
+    };
+    let mut series = vec![profile_line(
+        format!("{VANISHING_MODEL}, clean patterns"),
+        &contrast.run,
+        false,
+        0,
+    )];
     if let Some(c) = clean {
-        series.push(ProfileSeries {
-            label: format!("{large}, clean patterns"),
-            values: last_profile(&c.run),
-            dashed: false,
-        });
+        series.push(profile_line(
+            format!("{large}, clean patterns"),
+            &c.run,
+            false,
+            1,
+        ));
     }
     if let Some(c) = noise {
-        series.push(ProfileSeries {
-            label: format!("{large}, pure noise"),
-            values: last_profile(&c.run),
-            dashed: true,
-        });
+        series.push(profile_line(
+            format!("{large}, pure noise"),
+            &c.run,
+            true,
+            1,
+        ));
     }
-    let profile = profile_svg(
+    let profile = line_chart(
         "Activation-gradient RMS per block/layer at the last step",
+        "position (block or layer, input → output)",
         "gradient RMS (log)",
         &series,
+        LineChartStyle {
+            log_y: true,
+            markers: true,
+            x_axis: XAxis::Count,
+        },
     )?;
 
     let mut interpretation = Vec::new();
@@ -290,11 +306,11 @@ pub fn run(size: &Size) -> Result<Section> {
         ),
         interpretation,
         tables: vec![grid, evidence],
-        plots: vec![Plot {
-            file: "capacity_vs_signal_profiles.svg".into(),
-            caption: "Depth profile of activation gradients: flat for the ResNet on noise and on clean data, geometric decay for the deep plain sigmoid network.".into(),
-            svg: profile,
-        }],
+        plots: vec![Plot::new(
+            "capacity_vs_signal_profiles.svg",
+            "Depth profile of activation gradients: flat for the ResNet on noise (dashed) and on clean data (solid), geometric decay for the deep plain sigmoid network.",
+            profile,
+        )],
         results: json!({ "steps": steps, "cells": cells.iter().map(cell_json).collect::<Vec<_>>(), "vanishing_contrast": cell_json(&contrast) }),
     })
 }

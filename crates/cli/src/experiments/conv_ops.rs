@@ -43,9 +43,9 @@ pub fn run(size: &Size) -> Result<Section> {
             "combines",
             "params (formula)",
             "params (counted)",
-            "MACs",
-            "forward ms",
-            "backward ms",
+            "MACs per image",
+            "forward ms (whole batch)",
+            "backward ms (whole batch)",
             "output channels",
             "channels changed by one input channel",
         ],
@@ -57,7 +57,7 @@ pub fn run(size: &Size) -> Result<Section> {
             r.combines.clone(),
             format!("{} = {}", r.formula, r.params_formula),
             r.params_counted.to_string(),
-            r.macs.to_string(),
+            r.macs_per_image.to_string(),
             num(r.forward_ms),
             num(r.backward_ms),
             r.out_channels.to_string(),
@@ -76,7 +76,7 @@ pub fn run(size: &Size) -> Result<Section> {
     ];
     let per_metric = [
         rel(&|r| r.params_counted as f64),
-        rel(&|r| r.macs as f64),
+        rel(&|r| r.macs_per_image as f64),
         rel(&|r| r.forward_ms),
         rel(&|r| r.backward_ms),
     ];
@@ -105,7 +105,7 @@ pub fn run(size: &Size) -> Result<Section> {
         format!(
             "Depthwise then pointwise (depthwise-separable) replaces the standard convolution with {:.1}% of its parameters and {:.1}% of its MACs, mixes all channels again ({} of {}), and measured {:.2} ms forward against {:.2} ms ({:.1}x).",
             100.0 * sep.params_counted as f64 / std.params_counted as f64,
-            100.0 * sep.macs as f64 / std.macs as f64,
+            100.0 * sep.macs_per_image as f64 / std.macs_per_image as f64,
             sep.channels_changed, sep.out_channels, sep.forward_ms, std.forward_ms, std.forward_ms / sep.forward_ms
         ),
     ];
@@ -118,11 +118,11 @@ pub fn run(size: &Size) -> Result<Section> {
         ),
         interpretation,
         tables: vec![table],
-        plots: vec![Plot {
-            file: "conv_ops_cost.svg".into(),
-            caption: "Parameters, MACs and measured time of each operation, relative to the standard convolution.".into(),
+        plots: vec![Plot::new(
+            "conv_ops_cost.svg",
+            "Parameters, MACs and measured time of each operation, relative to the standard convolution.",
             svg,
-        }],
+        )],
         results: json!({ "shape": shape, "rows": rows }),
     })
 }

@@ -68,3 +68,37 @@ pub fn num(x: f64) -> String {
         format!("{x:.3}")
     }
 }
+
+/// The reason to print next to a verdict: the first one, passing over the
+/// statement that gradient flow is fine (a gate passed, not why the verdict
+/// was reached); for `inconclusive`, the last one, which names the two
+/// verdicts it could not separate.
+pub fn key_reason(d: &gradlab_diag::Diagnosis) -> String {
+    if d.verdict == gradlab_diag::Verdict::Inconclusive {
+        return d.reasons.last().cloned().unwrap_or_default();
+    }
+    d.reasons
+        .iter()
+        .find(|r| !r.starts_with("gradient flow is fine"))
+        .or(d.reasons.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A verdict cell: the verdict (and confidence), then why on a second line.
+pub fn verdict_cell(d: &gradlab_diag::Diagnosis, confidence: bool) -> String {
+    let head = if confidence {
+        format!("{} ({:.2})", d.verdict, d.confidence)
+    } else {
+        d.verdict.to_string()
+    };
+    format!("{head}\n{}", key_reason(d))
+}
+
+/// How often `checks` evenly spaced checks over `steps` steps happen, in words.
+pub fn every(steps: usize, checks: usize) -> String {
+    match steps / checks.max(1) {
+        0 | 1 => "after every step".into(),
+        n => format!("every {n} steps"),
+    }
+}

@@ -7,10 +7,10 @@
 use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig};
 use serde_json::json;
 
-use crate::charts::{line_chart, Line};
+use crate::charts::{line_chart, Line, LineChartStyle, XAxis};
 use crate::data_spec::build_data;
 use crate::error::Result;
-use crate::experiments::{num, Size};
+use crate::experiments::{num, verdict_cell, Size};
 use crate::model_spec::build_model;
 use crate::progress::bar;
 use crate::report::{Plot, Section, Table};
@@ -48,6 +48,11 @@ impl Run {
             .unwrap_or_default()
     }
 
+    /// The step at which the loss or a gradient became non-finite.
+    fn diverged_at(&self) -> Option<usize> {
+        self.run.diagnosis.indicators.first_non_finite_step
+    }
+
     /// First-layer over last-hidden-layer gradient RMS.
     fn first_over_last(&self, first: bool) -> f64 {
         let g = self.grads_at(first);
@@ -70,6 +75,7 @@ pub fn run(size: &Size) -> Result<Section> {
         vec![8, 20, 56]
     };
     let steps = size.steps(12, 120);
+    let checks = steps.min(24);
     let data = build_data("digits", size.seed)?;
     let (shape, classes) = (data.input_shape(), data.num_classes());
     let configs: Vec<(usize, bool, bool)> = [true, false]
@@ -94,7 +100,9 @@ pub fn run(size: &Size) -> Result<Section> {
             // Without BatchNorm the deep networks need a smaller step to stay finite.
             optimizer: OptimizerSpec::sgd(if bn { 0.05 } else { 0.01 }),
             seed: size.seed,
-            checks: 5,
+            // Held-out checks every few steps draw the accuracy curves;
+            // 256 examples make each one cheap.
+            checks,
             snr_batches: 0,
             eval_examples: 256,
             probe: false,
@@ -139,25 +147,34 @@ pub fn run(size: &Size) -> Result<Section> {
             d.indicators.attenuation.map_or("-".into(), num),
             last.map_or("-".into(), |c| num(c.train_loss)),
             last.and_then(|c| c.val_accuracy).map_or("-".into(), num),
-            d.verdict.to_string(),
+            verdict_cell(d, false),
         ]);
     }
 
+    // A plain network and its residual twin share a colour (one per depth):
+    // plain solid, residual dashed. Blocks are placed by relative depth, so
+    // networks of different depths span the same axis.
+    let colour = |d: usize| depths.iter().position(|&x| x == d);
     let mut plots = Vec::new();
     for bn in [true, false] {
         for (first, when) in [(true, "at initialisation"), (false, "after training")] {
             let lines: Vec<Line> = runs
                 .iter()
                 .filter(|r| r.bn == bn)
-                .map(|r| Line {
-                    label: r.label(),
-                    points: r
-                        .act_grads_at(first)
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &g)| (i as f64, g))
-                        .collect(),
-                    dashed: r.residual,
+                .map(|r| {
+                    let g = r.act_grads_at(first);
+                    let span = g.len().saturating_sub(1).max(1) as f64;
+                    Line {
+                        label: r.label(),
+                        points: g
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &g)| (i as f64 / span, g))
+                            .collect(),
+                        dashed: r.residual,
+                        colour: colour(r.depth),
+                        diverged_at: r.diverged_at(),
+                    }
                 })
                 .collect();
             let tag = format!(
@@ -165,20 +182,23 @@ pub fn run(size: &Size) -> Result<Section> {
                 if bn { "bn" } else { "nobn" },
                 if first { "init" } else { "trained" }
             );
-            plots.push(Plot {
-                file: format!("plain_vs_residual_{tag}.svg"),
-                caption: format!(
-                    "Back-propagated gradient RMS at every block's output, input (left) to output (right), {when}, {} BatchNorm. Solid: plain; dashed: residual.",
-                    if bn { "with" } else { "without" }
+            let with = if bn { "with" } else { "without" };
+            plots.push(Plot::new(
+                format!("plain_vs_residual_{tag}.svg"),
+                format!(
+                    "Back-propagated gradient RMS at every block's output against relative depth (0: the first block, next to the input; 1: the last), {when}, {with} BatchNorm. One colour per depth; solid: plain, dashed: its residual twin."
                 ),
-                svg: line_chart(
-                    &format!("Gradient per block {when}, {} BatchNorm", if bn { "with" } else { "without" }),
-                    "block (input → output)",
+                line_chart(
+                    &format!("Gradient per block {when}, {with} BatchNorm"),
+                    "relative depth of the block (0 = input side, 1 = output side)",
                     "activation-gradient RMS (log)",
                     &lines,
-                    true,
+                    LineChartStyle {
+                        log_y: true,
+                        ..LineChartStyle::default()
+                    },
                 )?,
-            });
+            ));
         }
     }
     let deepest = *depths.last().unwrap_or(&8);
@@ -186,7 +206,7 @@ pub fn run(size: &Size) -> Result<Section> {
         .iter()
         .filter(|r| r.depth == deepest)
         .map(|r| Line {
-            label: format!("{}{} held-out", r.label(), if r.bn { "" } else { " no BN" }),
+            label: format!("{}, {} BN", r.label(), if r.bn { "with" } else { "no" }),
             points: r
                 .run
                 .history
@@ -194,14 +214,25 @@ pub fn run(size: &Size) -> Result<Section> {
                 .iter()
                 .filter_map(|c| Some((c.step as f64, c.val_accuracy?)))
                 .collect(),
-            dashed: !r.bn,
+            dashed: r.residual,
+            colour: Some(usize::from(!r.bn)),
+            diverged_at: r.diverged_at(),
         })
         .collect();
-    plots.push(Plot {
-        file: "plain_vs_residual_curves.svg".into(),
-        caption: format!("Held-out accuracy during training of the {deepest}-layer networks (dashed: without BatchNorm)."),
-        svg: line_chart(&format!("Held-out accuracy, depth {deepest}"), "step", "accuracy", &curves, false)?,
-    });
+    plots.push(Plot::new(
+        "plain_vs_residual_curves.svg",
+        format!("Held-out accuracy during training of the {deepest}-layer networks, checked {}. One colour per BatchNorm setting; solid: plain, dashed: residual.", crate::experiments::every(steps, checks)),
+        line_chart(
+            &format!("Held-out accuracy, depth {deepest}"),
+            "step",
+            "accuracy",
+            &curves,
+            LineChartStyle {
+                x_axis: XAxis::Step,
+                ..LineChartStyle::default()
+            },
+        )?,
+    ));
 
     let find = |d: usize, res: bool, bn: bool| {
         runs.iter()
