@@ -20,45 +20,13 @@ use std::time::Duration;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gradlab_conv::{conv2d, conv2d_backward, Conv2dSpec};
+use gradlab_benches::{conv_layers, CONV_BATCH};
+use gradlab_conv::{conv2d, conv2d_backward};
 use gradlab_tensor::{gemm, Tensor};
 use ndarray::{Array1, Array2, Array4, Axis, Ix4};
 use rayon::prelude::*;
 
-const BATCH: usize = 64;
-
-/// The benchmarked layers: name, spec, input height and width.
-fn layers() -> Vec<(&'static str, Conv2dSpec, usize)> {
-    vec![
-        (
-            "a_3x3_16-16_32x32",
-            Conv2dSpec::new(16, 16, 3).padding(1),
-            32,
-        ),
-        (
-            "b_3x3_32-32_16x16",
-            Conv2dSpec::new(32, 32, 3).padding(1),
-            16,
-        ),
-        ("c_3x3_64-64_8x8", Conv2dSpec::new(64, 64, 3).padding(1), 8),
-        (
-            "d_3x3_16-32_s2_32x32",
-            Conv2dSpec::new(16, 32, 3).stride(2).padding(1),
-            32,
-        ),
-        ("e_1x1_64-128_16x16", Conv2dSpec::new(64, 128, 1), 16),
-        (
-            "f_dw3x3_128_16x16",
-            Conv2dSpec::new(128, 128, 3).padding(1).groups(128),
-            16,
-        ),
-        (
-            "g_dw3x3_256_8x8",
-            Conv2dSpec::new(256, 256, 3).padding(1).groups(256),
-            8,
-        ),
-    ]
-}
+const BATCH: usize = CONV_BATCH;
 
 fn rand4(shape: [usize; 4], seed: u64) -> Array4<f32> {
     Tensor::<f32>::rand_normal(&shape, 0.0, 1.0, seed)
@@ -101,7 +69,7 @@ fn bench_conv(c: &mut Criterion) {
     fwd.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    let cases: Vec<_> = layers()
+    let cases: Vec<_> = conv_layers()
         .into_iter()
         .map(|(name, spec, hw)| {
             let x = rand4([BATCH, spec.in_channels, hw, hw], 1);

@@ -17,7 +17,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use gradlab_arch::{ResNet, ResNetConfig};
 use gradlab_autodiff::Var;
 use gradlab_data::Batch;
@@ -77,11 +77,14 @@ fn bench_resnet_step(c: &mut Criterion) {
     group.bench_function("forward", |b| {
         b.iter(|| black_box(forward(&mut net, &images, &labels)))
     });
-    let (cx, loss) = forward(&mut net, &images, &labels);
+    // The backward pass consumes its graph: each sample gets a fresh one.
     group.bench_function("backward", |b| {
-        b.iter(|| black_box(cx.backward(loss).expect("backward")))
+        b.iter_batched(
+            || forward(&mut net, &images, &labels),
+            |(mut cx, loss)| black_box(cx.backward(loss).expect("backward")),
+            BatchSize::PerIteration,
+        )
     });
-    drop(cx);
     group.finish();
 
     let mut group = c.benchmark_group("plain20_b128");

@@ -11,7 +11,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use gradlab_autodiff::Op;
 use gradlab_nn::{
     cross_entropy, Activation, BatchNorm2d, BatchNormConfig, BatchNormTrainOp, Conv2d,
@@ -79,11 +79,16 @@ fn bench_train_step(c: &mut Criterion) {
         b.iter(|| black_box(forward(&mut net, &images, &labels)))
     });
 
-    let (cx, loss) = forward(&mut net, &images, &labels);
+    // The backward pass consumes its graph: each sample gets a fresh one.
     group.bench_function("backward", |b| {
-        b.iter(|| black_box(cx.backward(loss).expect("backward")))
+        b.iter_batched(
+            || forward(&mut net, &images, &labels),
+            |(mut cx, loss)| black_box(cx.backward(loss).expect("backward")),
+            BatchSize::PerIteration,
+        )
     });
 
+    let (mut cx, loss) = forward(&mut net, &images, &labels);
     let grads = cx.backward(loss).expect("backward");
     opt.step(&mut net, &grads)
         .expect("first step creates the momentum buffers");
@@ -93,7 +98,7 @@ fn bench_train_step(c: &mut Criterion) {
 
     group.bench_function("full_step", |b| {
         b.iter(|| {
-            let (cx, loss) = forward(&mut net, &images, &labels);
+            let (mut cx, loss) = forward(&mut net, &images, &labels);
             let grads = cx.backward(loss).expect("backward");
             opt.step(&mut net, &grads).expect("step");
         })

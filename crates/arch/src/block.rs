@@ -11,7 +11,7 @@
 use gradlab_autodiff::Var;
 use gradlab_conv::Conv2dSpec;
 use gradlab_nn::{
-    ActivationKind, Ctx, HasParams, Init, LayerInfo, Module, Param, Scope, Sequential,
+    relu_name, ActivationKind, Ctx, HasParams, Init, LayerInfo, Module, Param, Scope, Sequential,
 };
 use gradlab_tensor::Element;
 
@@ -525,6 +525,26 @@ impl<T: Element> Block<T> {
         out
     }
 
+    /// The shortcut path's output (not for [`Path::None`]).
+    fn shortcut_forward(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        pre: Var,
+        skip: Option<Var>,
+    ) -> gradlab_nn::Result<Var> {
+        match &mut self.shortcut {
+            Path::None => Ok(x),
+            Path::Identity => Ok(skip.unwrap_or(x)),
+            Path::A(sc) => sc.forward(cx, x),
+            Path::Projection(chain) => {
+                // Pre-activation blocks project the pre-activated input (He et al. 2016b).
+                let src = if self.preact { pre } else { x };
+                chain.forward(cx, src)
+            }
+        }
+    }
+
     /// Runs the block; an identity shortcut adds `skip` instead of the
     /// block's input when given (plain stacks with shortcuts every k layers).
     pub(crate) fn forward_skip(
@@ -534,25 +554,35 @@ impl<T: Element> Block<T> {
         skip: Option<Var>,
     ) -> gradlab_nn::Result<Var> {
         let pre = self.pre.forward(cx, x)?;
-        let h = self.main.forward(cx, pre)?;
-        let h = match &mut self.shortcut {
-            Path::None => h,
-            Path::Identity => {
-                let s = skip.unwrap_or(x);
-                cx.graph_mut().add(h, s)?
+        let relu = relu_name(&self.post);
+        let y = match (&self.shortcut, relu) {
+            // Post-activation with a shortcut: the branch's last BatchNorm,
+            // the addition and the ReLU as one op where the branch allows
+            // (else the addition and the ReLU as one): the same values,
+            // without storing the normalised branch or the sum.
+            (Path::Identity | Path::A(_) | Path::Projection(_), Some(relu)) => {
+                let s = self.shortcut_forward(cx, x, pre, skip)?;
+                match self.main.forward_then_add_relu(cx, pre, s, &relu) {
+                    Some(y) => y?,
+                    None => {
+                        let h = self.main.forward(cx, pre)?;
+                        let y = cx.graph_mut().add_relu(h, s)?;
+                        cx.tap(&relu, y);
+                        y
+                    }
+                }
             }
-            Path::A(sc) => {
-                let s = sc.forward(cx, x)?;
-                cx.graph_mut().add(h, s)?
+            (Path::None, _) => {
+                let h = self.main.forward(cx, pre)?;
+                self.post.forward(cx, h)?
             }
-            Path::Projection(chain) => {
-                // Pre-activation blocks project the pre-activated input (He et al. 2016b).
-                let src = if self.preact { pre } else { x };
-                let s = chain.forward(cx, src)?;
-                cx.graph_mut().add(h, s)?
+            (_, None) => {
+                let h = self.main.forward(cx, pre)?;
+                let s = self.shortcut_forward(cx, x, pre, skip)?;
+                let h = cx.graph_mut().add(h, s)?;
+                self.post.forward(cx, h)?
             }
         };
-        let y = self.post.forward(cx, h)?;
         cx.tap(&self.name, y);
         Ok(y)
     }

@@ -22,6 +22,16 @@ pub enum AutodiffError {
         /// Number of nodes in that graph.
         len: usize,
     },
+    /// A value that a consuming backward pass
+    /// ([`Graph::backward_consuming`](crate::Graph::backward_consuming))
+    /// has freed, or a second backward pass on a consumed graph.
+    #[error("variable {index}: its value was freed by a consuming backward pass (graph {graph}); run backward_retain to keep values")]
+    Consumed {
+        /// Index of the variable.
+        index: usize,
+        /// Id of the graph.
+        graph: u64,
+    },
     /// An op was given the wrong number of inputs.
     #[error("{op}: expected {expected} inputs, got {got}")]
     Arity {

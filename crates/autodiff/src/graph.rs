@@ -1,5 +1,6 @@
 //! The tape: [`Graph`], its [`Var`] handles, and reverse-mode [`Graph::backward`].
 
+use std::borrow::Borrow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradlab_tensor::{Element, Tensor};
@@ -25,7 +26,8 @@ impl Var {
 }
 
 struct Node<T: Element> {
-    value: Tensor<T>,
+    /// `None` once a consuming backward pass has freed it.
+    value: Option<Tensor<T>>,
     /// `None` for leaves and for nodes recorded without gradient tracking.
     op: Option<Box<dyn Op<T>>>,
     inputs: Vec<usize>,
@@ -58,6 +60,8 @@ pub struct Graph<T: Element = f32> {
     nodes: Vec<Node<T>>,
     grad_enabled: bool,
     taps: Vec<(String, Var)>,
+    /// Set by [`Graph::backward_consuming`]: no further backward pass.
+    consumed: bool,
 }
 
 impl<T: Element> Default for Graph<T> {
@@ -74,6 +78,7 @@ impl<T: Element> Graph<T> {
             nodes: Vec::new(),
             grad_enabled: true,
             taps: Vec::new(),
+            consumed: false,
         }
     }
 
@@ -112,7 +117,7 @@ impl<T: Element> Graph<T> {
         requires_grad: bool,
     ) -> Var {
         self.nodes.push(Node {
-            value,
+            value: Some(value),
             op,
             inputs,
             requires_grad,
@@ -159,9 +164,24 @@ impl<T: Element> Graph<T> {
     /// The value computed for `var`.
     ///
     /// # Errors
-    /// [`AutodiffError::UnknownVar`] for a foreign `Var`.
+    /// [`AutodiffError::UnknownVar`] for a foreign `Var`;
+    /// [`AutodiffError::Consumed`] when a consuming backward pass freed it.
     pub fn value(&self, var: Var) -> Result<&Tensor<T>> {
-        Ok(&self.nodes[self.check(var)?].value)
+        let i = self.check(var)?;
+        self.value_at(i)
+    }
+
+    fn value_at(&self, i: usize) -> Result<&Tensor<T>> {
+        self.nodes[i].value.as_ref().ok_or(AutodiffError::Consumed {
+            index: i,
+            graph: self.id,
+        })
+    }
+
+    /// Whether a consuming backward pass ([`backward_consuming`](Graph::backward_consuming))
+    /// has run on this graph.
+    pub fn is_consumed(&self) -> bool {
+        self.consumed
     }
 
     /// Whether a gradient will flow to `var`.
@@ -184,7 +204,10 @@ impl<T: Element> Graph<T> {
             .map(|&v| self.check(v))
             .collect::<Result<Vec<_>>>()?;
         let value = {
-            let vals: Vec<&Tensor<T>> = idx.iter().map(|&i| &self.nodes[i].value).collect();
+            let vals = idx
+                .iter()
+                .map(|&i| self.value_at(i))
+                .collect::<Result<Vec<_>>>()?;
             op.forward(&vals)?
         };
         let requires_grad = self.grad_enabled && idx.iter().any(|&i| self.nodes[i].requires_grad);
@@ -232,37 +255,88 @@ impl<T: Element> Graph<T> {
     /// # Errors
     /// As [`backward`](Graph::backward).
     pub fn backward_retain(&self, loss: Var, retain: Retain<'_>) -> Result<Gradients<T>> {
+        let seed = self.loss_seed(loss)?;
+        self.backward_from(loss, seed, retain)
+    }
+
+    /// Like [`backward_retain`](Graph::backward_retain), but consumes the
+    /// graph as it goes: each node's value (and its op, with whatever the op
+    /// saved) is freed right after its vector-Jacobian product ran, since
+    /// every op that reads it comes later on the tape and has run by then.
+    /// Memory falls during the backward pass instead of staying at the
+    /// forward pass's peak while the gradients pile on top.
+    ///
+    /// Only the loss keeps its value. Afterwards [`value`](Graph::value) of
+    /// any other node and a second backward pass are
+    /// [`AutodiffError::Consumed`]. The gradients are the same bits as
+    /// [`backward_retain`](Graph::backward_retain)'s.
+    ///
+    /// # Errors
+    /// As [`backward_retain`](Graph::backward_retain);
+    /// [`AutodiffError::Consumed`] on a graph already consumed.
+    pub fn backward_consuming(&mut self, loss: Var, retain: Retain<'_>) -> Result<Gradients<T>> {
+        let seed = self.loss_seed(loss)?;
+        let keep = self.keep_mask(loss, seed.shape(), retain)?;
+        let out = loss.index;
+        let mut values: Vec<Option<Tensor<T>>> =
+            self.nodes.iter_mut().map(|n| n.value.take()).collect();
+        let mut ops: Vec<Option<Box<dyn Op<T>>>> =
+            self.nodes.iter_mut().map(|n| n.op.take()).collect();
+        self.consumed = true;
+        let loss_value = values[out].take();
+        let result = {
+            // The loss's own value is never read by a backward pass (the seed
+            // replaces it), but ops read their output: hand it over by reference.
+            let mut refs: Vec<Option<Tensor<T>>> = std::mem::take(&mut values);
+            if let Some(v) = &loss_value {
+                refs[out] = Some(v.clone());
+            }
+            backward_core(
+                &self.nodes,
+                &mut ops,
+                &mut refs,
+                out,
+                seed,
+                &keep,
+                true,
+                self.id,
+            )
+        };
+        self.nodes[out].value = loss_value;
+        result
+    }
+
+    fn loss_seed(&self, loss: Var) -> Result<Tensor<T>> {
         let i = self.check(loss)?;
-        let value = &self.nodes[i].value;
+        let value = self.value_at(i)?;
         if value.len() != 1 {
             return Err(AutodiffError::NonScalarLoss {
                 shape: value.shape().to_vec(),
             });
         }
-        let seed = Tensor::ones(value.shape());
-        self.backward_from(loss, seed, retain)
+        Ok(Tensor::ones(value.shape()))
     }
 
-    /// Back-propagates an explicit gradient `grad_output` of `output` (which
-    /// need not be a scalar): computes the vector-Jacobian product for every
-    /// node upstream of `output`.
-    ///
-    /// # Errors
-    /// [`AutodiffError::GradientShape`] when `grad_output` does not have the
-    /// shape of `output`; errors from an op's backward.
-    pub fn backward_from(
+    fn keep_mask(
         &self,
         output: Var,
-        grad_output: Tensor<T>,
+        grad_shape: &[usize],
         retain: Retain<'_>,
-    ) -> Result<Gradients<T>> {
+    ) -> Result<Vec<bool>> {
         let out = self.check(output)?;
-        if grad_output.shape() != self.nodes[out].value.shape() {
+        if self.consumed {
+            return Err(AutodiffError::Consumed {
+                index: out,
+                graph: self.id,
+            });
+        }
+        let shape = self.value_at(out)?.shape();
+        if grad_shape != shape {
             return Err(AutodiffError::GradientShape {
                 op: "backward_from",
                 input: 0,
-                expected: self.nodes[out].value.shape().to_vec(),
-                got: grad_output.shape().to_vec(),
+                expected: shape.to_vec(),
+                got: grad_shape.to_vec(),
             });
         }
         let mut keep = vec![false; self.nodes.len()];
@@ -277,24 +351,89 @@ impl<T: Element> Graph<T> {
                 keep[self.check(v)?] = true;
             }
         }
+        Ok(keep)
+    }
 
-        let mut grads: Vec<Option<Tensor<T>>> = (0..self.nodes.len()).map(|_| None).collect();
-        if self.nodes[out].requires_grad || keep[out] {
-            grads[out] = Some(grad_output);
+    /// Back-propagates an explicit gradient `grad_output` of `output` (which
+    /// need not be a scalar): computes the vector-Jacobian product for every
+    /// node upstream of `output`.
+    ///
+    /// # Errors
+    /// [`AutodiffError::GradientShape`] when `grad_output` does not have the
+    /// shape of `output`; errors from an op's backward;
+    /// [`AutodiffError::Consumed`] on a consumed graph.
+    pub fn backward_from(
+        &self,
+        output: Var,
+        grad_output: Tensor<T>,
+        retain: Retain<'_>,
+    ) -> Result<Gradients<T>> {
+        let keep = self.keep_mask(output, grad_output.shape(), retain)?;
+        let mut values: Vec<Option<&Tensor<T>>> =
+            self.nodes.iter().map(|n| n.value.as_ref()).collect();
+        let mut ops: Vec<Option<&dyn Op<T>>> = self.nodes.iter().map(|n| n.op.as_deref()).collect();
+        backward_core(
+            &self.nodes,
+            &mut ops,
+            &mut values,
+            output.index,
+            grad_output,
+            &keep,
+            false,
+            self.id,
+        )
+    }
+}
+
+/// The reverse loop shared by the keeping and the consuming backward passes:
+/// `values[i]` and `ops[i]` stand for node `i`'s value and op (borrowed or
+/// owned); with `free`, both are dropped right after node `i`'s
+/// vector-Jacobian product, when nothing later in the loop can read them.
+#[allow(clippy::too_many_arguments)]
+fn backward_core<T: Element, V: Borrow<Tensor<T>>, O: Borrow<dyn Op<T> + 'static>>(
+    nodes: &[Node<T>],
+    ops: &mut [Option<O>],
+    values: &mut [Option<V>],
+    out: usize,
+    grad_output: Tensor<T>,
+    keep: &[bool],
+    free: bool,
+    graph: u64,
+) -> Result<Gradients<T>> {
+    let consumed = |index: usize| AutodiffError::Consumed { index, graph };
+    let mut grads: Vec<Option<Tensor<T>>> = (0..nodes.len()).map(|_| None).collect();
+    if nodes[out].requires_grad || keep[out] {
+        grads[out] = Some(grad_output);
+    }
+    if free {
+        for i in out + 1..nodes.len() {
+            values[i] = None;
+            ops[i] = None;
         }
-        for i in (0..=out).rev() {
-            let node = &self.nodes[i];
-            let Some(op) = node.op.as_ref() else { continue };
-            let Some(g) = grads[i].take() else { continue };
+    }
+    for i in (0..=out).rev() {
+        let node = &nodes[i];
+        // Leaves keep their gradient; an op passes its gradient on.
+        let g = if ops[i].is_some() {
+            grads[i].take()
+        } else {
+            None
+        };
+        if let (Some(op), Some(g)) = (ops[i].as_ref(), g) {
+            let op: &dyn Op<T> = op.borrow();
             let needs: Vec<bool> = node
                 .inputs
                 .iter()
-                .map(|&j| self.nodes[j].requires_grad)
+                .map(|&j| nodes[j].requires_grad)
                 .collect();
             if needs.iter().any(|&n| n) {
-                let inputs: Vec<&Tensor<T>> =
-                    node.inputs.iter().map(|&j| &self.nodes[j].value).collect();
-                let input_grads = op.backward(&inputs, &node.value, &g, &needs)?;
+                let inputs = node
+                    .inputs
+                    .iter()
+                    .map(|&j| values[j].as_ref().map(|v| v.borrow()).ok_or(consumed(j)))
+                    .collect::<Result<Vec<&Tensor<T>>>>()?;
+                let output = values[i].as_ref().map(|v| v.borrow()).ok_or(consumed(i))?;
+                let input_grads = op.backward(&inputs, output, &g, &needs)?;
                 if input_grads.len() != inputs.len() {
                     return Err(AutodiffError::Arity {
                         op: op.name(),
@@ -304,14 +443,15 @@ impl<T: Element> Graph<T> {
                 }
                 for (slot, (ig, &j)) in input_grads.into_iter().zip(&node.inputs).enumerate() {
                     let Some(ig) = ig else { continue };
-                    if !self.nodes[j].requires_grad {
+                    if !nodes[j].requires_grad {
                         continue;
                     }
-                    if ig.shape() != self.nodes[j].value.shape() {
+                    let expected = inputs[slot].shape();
+                    if ig.shape() != expected {
                         return Err(AutodiffError::GradientShape {
                             op: op.name(),
                             input: slot,
-                            expected: self.nodes[j].value.shape().to_vec(),
+                            expected: expected.to_vec(),
                             got: ig.shape().to_vec(),
                         });
                     }
@@ -322,16 +462,19 @@ impl<T: Element> Graph<T> {
                 grads[i] = Some(g);
             }
         }
-        for (g, k) in grads.iter_mut().zip(&keep) {
-            if !k {
-                *g = None;
-            }
+        if free {
+            // Every reader of node i's value (i itself and its consumers, all
+            // later on the tape) has run.
+            values[i] = None;
+            ops[i] = None;
         }
-        Ok(Gradients {
-            graph: self.id,
-            grads,
-        })
     }
+    for (g, k) in grads.iter_mut().zip(keep) {
+        if !k {
+            *g = None;
+        }
+    }
+    Ok(Gradients { graph, grads })
 }
 
 fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) {

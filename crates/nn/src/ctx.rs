@@ -173,13 +173,22 @@ impl<T: Element> Ctx<T> {
 
     /// Back-propagates from a scalar `loss` and returns the gradient of every
     /// bound trainable parameter by name, with the loss value (for the
-    /// non-finite guard). Intermediate gradients are freed as soon as they
-    /// have been propagated.
+    /// non-finite guard).
+    ///
+    /// The backward pass consumes the graph
+    /// ([`Graph::backward_consuming`]): intermediate gradients are freed as
+    /// soon as they have been propagated, and every activation as soon as
+    /// the last vector-Jacobian product that reads it has run. Afterwards
+    /// only the loss keeps its value; read activations before, or use
+    /// [`backward_with_taps`](Ctx::backward_with_taps), which keeps the graph.
     ///
     /// # Errors
-    /// Those of [`Graph::backward_retain`].
-    pub fn backward(&self, loss: Var) -> Result<GradMap<T>> {
-        let mut grads = self.graph.backward_retain(loss, Retain::LeavesAnd(&[]))?;
+    /// Those of [`Graph::backward_consuming`] (a second call is
+    /// [`AutodiffError::Consumed`](gradlab_autodiff::AutodiffError::Consumed)).
+    pub fn backward(&mut self, loss: Var) -> Result<GradMap<T>> {
+        let mut grads = self
+            .graph
+            .backward_consuming(loss, Retain::LeavesAnd(&[]))?;
         self.grad_map(loss, &mut grads)
     }
 

@@ -97,10 +97,11 @@ pub use grads::{clip_grad_norm, GradMap};
 pub use init::{FanMode, Fans, Init, Nonlinearity};
 pub use layer_info::{LayerInfo, LayerKind};
 pub use layers::{
-    Activation, ActivationKind, AvgPool2d, AvgPool2dOp, BatchNorm, BatchNorm1d, BatchNorm2d,
-    BatchNormConfig, BatchNormEvalOp, BatchNormTrainOp, BatchStats, Conv2d, Conv2dConfig, Conv2dOp,
-    Dropout, DropoutOp, Flatten, GeluOp, GlobalAvgPool2d, GlobalAvgPool2dOp, Identity, LeakyReluOp,
-    Linear, LinearConfig, LinearOp, MaxPool2d, MaxPool2dOp, Sequential,
+    relu_name, Activation, ActivationKind, AvgPool2d, AvgPool2dOp, BatchNorm, BatchNorm1d,
+    BatchNorm2d, BatchNormConfig, BatchNormEvalOp, BatchNormTrainOp, BatchStats, Conv2d,
+    Conv2dConfig, Conv2dOp, Dropout, DropoutOp, Flatten, GeluOp, GlobalAvgPool2d,
+    GlobalAvgPool2dOp, Identity, LeakyReluOp, Linear, LinearConfig, LinearOp, MaxPool2d,
+    MaxPool2dOp, Sequential,
 };
 pub use loss::{accuracy, cross_entropy, mse, CrossEntropyOp, CrossEntropyOptions};
 pub use module::{check_unique_names, HasParams, Module};

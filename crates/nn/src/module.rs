@@ -101,6 +101,40 @@ pub trait Module<T: Element = f32>: HasParams<T> + Send {
     /// whatever the ops reject.
     fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> Result<Var>;
 
+    /// Runs the module followed by a ReLU layer named `relu_name` as one
+    /// fused op, when the module has such a fusion (BatchNorm in training
+    /// mode does); `None` when it has not, and the caller runs the two
+    /// layers one after the other. The result must equal the ReLU of
+    /// [`forward`](Module::forward)'s, bit for bit, and is tapped under
+    /// `relu_name`. [`Sequential`](crate::Sequential) asks each layer
+    /// followed by a ReLU.
+    fn forward_then_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        let _ = (cx, x, relu_name);
+        None
+    }
+
+    /// Runs the module, adds `skip` and applies a ReLU layer named
+    /// `relu_name`, as one fused op where the module can (BatchNorm in
+    /// training mode; a [`Sequential`](crate::Sequential) whose last layer
+    /// can); `None` when it cannot, having run nothing. The result must
+    /// equal `relu(forward(x) + skip)` bit for bit, and is tapped under
+    /// `relu_name`. Residual blocks ask their branch.
+    fn forward_then_add_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        skip: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        let _ = (cx, x, skip, relu_name);
+        None
+    }
+
     /// Switches training mode (batch statistics, dropout) on or off, for the
     /// module and all its children.
     fn set_training(&mut self, training: bool);

@@ -2,6 +2,7 @@
 //! op types (forward and backward side by side) and the `Graph` methods that
 //! apply them.
 
+pub mod add_relu;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;

@@ -121,6 +121,9 @@ fn batch_stats<T: Element>(xs: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>,
 
 /// `y = a[c] (x - center[c]) + b[c]` per plane, in parallel (centring
 /// first keeps precision when the mean is large).
+// The plane geometry, the three per-channel vectors and the fused epilogue
+// (ReLU, skip input): grouping them would only rename the arguments.
+#[allow(clippy::too_many_arguments)]
 fn affine_planes<T: Element>(
     xs: &[T],
     c: usize,
@@ -128,9 +131,12 @@ fn affine_planes<T: Element>(
     a: &[T],
     center: &[T],
     b: &[T],
+    relu: bool,
+    skip: Option<&[T]>,
 ) -> Vec<T> {
     let mut out = vec![T::zero(); xs.len()];
     if s > 0 {
+        let zero = T::zero();
         out.par_chunks_mut(s)
             .zip(xs.par_chunks(s))
             .enumerate()
@@ -138,6 +144,20 @@ fn affine_planes<T: Element>(
                 let (ai, ci, bi) = (a[i % c], center[i % c], b[i % c]);
                 for (o, &x) in o.iter_mut().zip(x) {
                     *o = ai * (x - ci) + bi;
+                }
+                if let Some(skip) = skip {
+                    // The addition after the normalisation: `bn(x) + skip`.
+                    for (o, &k) in o.iter_mut().zip(&skip[i * s..(i + 1) * s]) {
+                        *o = *o + k;
+                    }
+                }
+                if relu {
+                    // The ReLU's forward: `x <= 0` gives 0, NaN passes.
+                    for o in o.iter_mut() {
+                        if *o <= zero {
+                            *o = zero;
+                        }
+                    }
                 }
             });
     }
@@ -190,10 +210,28 @@ fn check_affine<T: Element>(op: &'static str, inputs: &[&Tensor<T>], c: usize) -
 /// layer that applied it ([`with_stats_sink`](BatchNormTrainOp::with_stats_sink)),
 /// so the running statistics cost no extra pass; forward and backward
 /// depend on their inputs only.
+///
+/// With [`with_relu`](BatchNormTrainOp::with_relu) the op is BatchNorm
+/// followed by a ReLU, `y = max(gamma xhat + beta, 0)`, as one op: its
+/// backward masks `dy` where `y > 0` (as the ReLU's backward does, same
+/// bits) and reads `x` and `y`, so the normalised values before the ReLU
+/// are never stored.
+///
+/// With [`with_add_relu`](BatchNormTrainOp::with_add_relu) it takes a
+/// fourth input `skip` of `x`'s shape and computes
+/// `y = max(gamma xhat + beta + skip, 0)`, the end of a residual block
+/// (BatchNorm, shortcut addition, ReLU) as one op; `dskip` is the masked
+/// `dy`.
+///
+/// The stats sink is also the op's saved state: its backward reuses the
+/// mean and variance its forward pass wrote there instead of recomputing
+/// them (the same numbers: the same function of the same input).
 #[derive(Debug, Clone)]
 pub struct BatchNormTrainOp {
     eps: f64,
     sink: Option<Arc<OnceLock<BatchStats>>>,
+    relu: bool,
+    skip: bool,
 }
 
 /// Per-channel batch mean and biased variance.
@@ -202,7 +240,31 @@ pub type BatchStats = (Vec<f64>, Vec<f64>);
 impl BatchNormTrainOp {
     /// The op with `eps` added to the variance (PyTorch's default `1e-5`).
     pub fn new(eps: f64) -> Self {
-        BatchNormTrainOp { eps, sink: None }
+        BatchNormTrainOp {
+            eps,
+            sink: None,
+            relu: false,
+            skip: false,
+        }
+    }
+
+    /// The same op followed by the addition of a fourth input and a ReLU:
+    /// `y = max(BatchNorm(x) + skip, 0)`.
+    pub fn with_add_relu(mut self) -> Self {
+        self.relu = true;
+        self.skip = true;
+        self
+    }
+
+    /// The same op followed by a ReLU: `y = max(BatchNorm(x), 0)`.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = true;
+        self
+    }
+
+    /// Whether a ReLU follows the normalisation.
+    pub fn has_relu(&self) -> bool {
+        self.relu
     }
 
     /// The same op, also writing the per-channel `(mean, biased variance)`
@@ -220,13 +282,34 @@ impl BatchNormTrainOp {
 
 impl<T: Element> Op<T> for BatchNormTrainOp {
     fn name(&self) -> &'static str {
-        "batch_norm"
+        if self.skip {
+            "batch_norm_add_relu"
+        } else if self.relu {
+            "batch_norm_relu"
+        } else {
+            "batch_norm"
+        }
     }
 
     fn forward(&self, inputs: &[&Tensor<T>]) -> AdResult<Tensor<T>> {
-        expect_arity("batch_norm", inputs, 3)?;
+        expect_arity("batch_norm", inputs, if self.skip { 4 } else { 3 })?;
         let x = inputs[0];
         let (n, c, s) = ncs("batch_norm", x.shape())?;
+        let skip = if self.skip {
+            if inputs[3].shape() != x.shape() {
+                return Err(op_error(
+                    "batch_norm_add_relu",
+                    format!(
+                        "skip input of shape {:?} for input of shape {:?}",
+                        inputs[3].shape(),
+                        x.shape()
+                    ),
+                ));
+            }
+            Some(inputs[3].as_slice())
+        } else {
+            None
+        };
         check_affine("batch_norm", inputs, c)?;
         let (mean, var) = batch_stats(x.as_slice(), n, c, s);
         let (a, center, b) = normalisation(
@@ -236,7 +319,7 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
             &var,
             self.eps,
         );
-        let y = affine_planes(x.as_slice(), c, s, &a, &center, &b);
+        let y = affine_planes(x.as_slice(), c, s, &a, &center, &b, self.relu, skip);
         if let Some(sink) = &self.sink {
             let _ = sink.set((mean, var));
         }
@@ -246,14 +329,40 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
     fn backward(
         &self,
         inputs: &[&Tensor<T>],
-        _output: &Tensor<T>,
+        output: &Tensor<T>,
         grad_output: &Tensor<T>,
         needs: &[bool],
     ) -> AdResult<Vec<Option<Tensor<T>>>> {
         let x = inputs[0];
         let (n, c, s) = ncs("batch_norm", x.shape())?;
-        let (xs, dys) = (x.as_slice(), grad_output.as_slice());
-        let (mean, var) = batch_stats(xs, n, c, s);
+        // The ReLU's backward first: dy where y > 0, else 0 * dy (the bits
+        // the separate ReLU op gives).
+        let masked: Vec<T>;
+        let dys = if self.relu {
+            let zero = T::zero();
+            let mut m = vec![zero; x.len()];
+            m.par_chunks_mut(4096)
+                .zip(
+                    grad_output
+                        .as_slice()
+                        .par_chunks(4096)
+                        .zip(output.as_slice().par_chunks(4096)),
+                )
+                .for_each(|(m, (g, y))| {
+                    for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
+                        *m = if y > zero { g } else { zero * g };
+                    }
+                });
+            masked = m;
+            &masked[..]
+        } else {
+            grad_output.as_slice()
+        };
+        let xs = x.as_slice();
+        let (mean, var) = match self.sink.as_ref().and_then(|s| s.get()) {
+            Some((m, v)) if m.len() == c => (m.clone(), v.clone()),
+            _ => batch_stats(xs, n, c, s),
+        };
         let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let sums = if s == 0 {
             vec![(0.0, 0.0); c]
@@ -298,11 +407,19 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
             None
         };
         let to_t = |v: Vec<f64>| Tensor::from_vec(&[c], v.into_iter().map(T::of_f64).collect());
-        Ok(vec![
+        let mut grads = vec![
             dx,
             if needs[1] { Some(to_t(dgamma)?) } else { None },
             if needs[2] { Some(to_t(dbeta)?) } else { None },
-        ])
+        ];
+        if self.skip {
+            grads.push(if needs[3] {
+                Some(Tensor::from_vec(x.shape(), dys.to_vec())?)
+            } else {
+                None
+            });
+        }
+        Ok(grads)
     }
 }
 
@@ -352,7 +469,7 @@ impl<T: Element> Op<T> for BatchNormEvalOp {
             &self.var,
             self.eps,
         );
-        let y = affine_planes(inputs[0].as_slice(), c, s, &a, &center, &b);
+        let y = affine_planes(inputs[0].as_slice(), c, s, &a, &center, &b, false, None);
         Ok(Tensor::from_vec(inputs[0].shape(), y)?)
     }
 
@@ -378,7 +495,7 @@ impl<T: Element> Op<T> for BatchNormEvalOp {
             let zero = vec![T::zero(); c];
             Some(Tensor::from_vec(
                 inputs[0].shape(),
-                affine_planes(dys, c, s, &k, &zero, &zero),
+                affine_planes(dys, c, s, &k, &zero, &zero, false, None),
             )?)
         } else {
             None
@@ -531,7 +648,18 @@ impl<T: Element> BatchNorm<T> {
         &self.running_var
     }
 
-    fn run(&mut self, cx: &mut Ctx<T>, x: Var, expected: &str, rank_ok: bool) -> Result<Var> {
+    /// Applies the layer; with `relu = Some(name)` (training mode only) as
+    /// one op with the ReLU layer `name` that follows it, tapping the result
+    /// under the ReLU's name.
+    fn run(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        expected: &str,
+        rank_ok: bool,
+        relu: Option<&str>,
+        skip: Option<Var>,
+    ) -> Result<Var> {
         let shape = cx.value(x)?.shape().to_vec();
         if !rank_ok || shape[1] != self.num_features {
             return Err(NnError::InputShape {
@@ -556,8 +684,18 @@ impl<T: Element> BatchNorm<T> {
         let beta = cx.param(&self.beta);
         let y = if let Some(m) = training_m {
             let sink = Arc::new(OnceLock::new());
-            let op = BatchNormTrainOp::new(self.config.eps).with_stats_sink(Arc::clone(&sink));
-            let y = cx.graph_mut().apply(op, &[x, gamma, beta])?;
+            let mut op = BatchNormTrainOp::new(self.config.eps).with_stats_sink(Arc::clone(&sink));
+            let y = match (relu, skip) {
+                (Some(_), Some(k)) => {
+                    op = op.with_add_relu();
+                    cx.graph_mut().apply(op, &[x, gamma, beta, k])?
+                }
+                (Some(_), None) => {
+                    op = op.with_relu();
+                    cx.graph_mut().apply(op, &[x, gamma, beta])?
+                }
+                _ => cx.graph_mut().apply(op, &[x, gamma, beta])?,
+            };
             // Running statistics: PyTorch updates them with the unbiased
             // variance. A batch with NaN or infinity leaves them alone (the
             // step will be refused by the non-finite guard anyway).
@@ -583,7 +721,7 @@ impl<T: Element> BatchNorm<T> {
             };
             cx.graph_mut().apply(op, &[x, gamma, beta])?
         };
-        cx.tap(&self.name, y);
+        cx.tap(relu.unwrap_or(&self.name), y);
         Ok(y)
     }
 }
@@ -645,7 +783,52 @@ macro_rules! batch_norm_layer {
             fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> Result<Var> {
                 let rank = cx.value(x)?.rank();
                 let expected = format!($expected, self.0.num_features);
-                self.0.run(cx, x, &expected, matches!(rank, $ranks))
+                self.0.run(cx, x, &expected, matches!(rank, $ranks), None, None)
+            }
+
+            /// In training mode, BatchNorm and the ReLU after it as one op
+            /// ([`BatchNormTrainOp::with_relu`]): the same values, one
+            /// activation less to store. The result is tapped under the
+            /// ReLU's name only.
+            fn forward_then_relu(
+                &mut self,
+                cx: &mut Ctx<T>,
+                x: Var,
+                relu_name: &str,
+            ) -> Option<Result<Var>> {
+                if !self.0.training || !cx.grad_enabled() {
+                    return None;
+                }
+                let rank = match cx.value(x) {
+                    Ok(v) => v.rank(),
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let expected = format!($expected, self.0.num_features);
+                Some(self.0.run(cx, x, &expected, matches!(rank, $ranks), Some(relu_name), None))
+            }
+
+            /// In training mode, BatchNorm, the addition of `skip` and a
+            /// ReLU as one op ([`BatchNormTrainOp::with_add_relu`]), tapped
+            /// under the ReLU's name only.
+            fn forward_then_add_relu(
+                &mut self,
+                cx: &mut Ctx<T>,
+                x: Var,
+                skip: Var,
+                relu_name: &str,
+            ) -> Option<Result<Var>> {
+                if !self.0.training || !cx.grad_enabled() {
+                    return None;
+                }
+                let (rank, same) = match (cx.value(x), cx.value(skip)) {
+                    (Ok(v), Ok(k)) => (v.rank(), v.shape() == k.shape()),
+                    (Err(e), _) | (_, Err(e)) => return Some(Err(e.into())),
+                };
+                if !same {
+                    return None;
+                }
+                let expected = format!($expected, self.0.num_features);
+                Some(self.0.run(cx, x, &expected, matches!(rank, $ranks), Some(relu_name), Some(skip)))
             }
 
             fn set_training(&mut self, training: bool) {

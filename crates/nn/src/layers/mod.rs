@@ -21,7 +21,7 @@ pub use linear::{Linear, LinearConfig, LinearOp};
 pub use pool::{
     AvgPool2d, AvgPool2dOp, GlobalAvgPool2d, GlobalAvgPool2dOp, MaxPool2d, MaxPool2dOp,
 };
-pub use sequential::Sequential;
+pub use sequential::{relu_name, Sequential};
 pub use shape::{Flatten, Identity};
 
 use gradlab_autodiff::AutodiffError;

@@ -7,7 +7,8 @@ use gradlab_tensor::Element;
 
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::layer_info::LayerInfo;
+use crate::layer_info::{LayerInfo, LayerKind};
+use crate::layers::activation::ActivationKind;
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Scope};
 
@@ -128,17 +129,66 @@ impl<T: Element> HasParams<T> for Sequential<T> {
     }
 }
 
+impl<T: Element> Sequential<T> {
+    /// Runs the first `end` layers on `x`.
+    fn run_layers(&mut self, cx: &mut Ctx<T>, x: Var, end: usize) -> Result<Var> {
+        let mut h = x;
+        let mut i = 0;
+        while i < end {
+            // A layer followed by a ReLU may run both as one op (BatchNorm:
+            // one activation less to keep for the backward pass).
+            if i + 1 < end {
+                if let Some(relu) = relu_name(&*self.layers[i + 1]) {
+                    if let Some(y) = self.layers[i].forward_then_relu(cx, h, &relu) {
+                        h = y?;
+                        i += 2;
+                        continue;
+                    }
+                }
+            }
+            h = self.layers[i].forward(cx, h)?;
+            i += 1;
+        }
+        Ok(h)
+    }
+}
+
 impl<T: Element> Module<T> for Sequential<T> {
     fn name(&self) -> &str {
         self.scope.prefix()
     }
 
     fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> Result<Var> {
-        let mut h = x;
-        for l in &mut self.layers {
-            h = l.forward(cx, h)?;
+        let n = self.layers.len();
+        self.run_layers(cx, x, n)
+    }
+
+    fn forward_then_add_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        skip: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        let n = self.layers.len();
+        if n == 0 {
+            return None;
         }
-        Ok(h)
+        let h = match self.run_layers(cx, x, n - 1) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(y) = self.layers[n - 1].forward_then_add_relu(cx, h, skip, relu_name) {
+            return Some(y);
+        }
+        // The last layer has no fusion: run it, then the addition and ReLU.
+        let run = |cx: &mut Ctx<T>, layer: &mut Box<dyn Module<T>>| -> Result<Var> {
+            let h = layer.forward(cx, h)?;
+            let y = cx.graph_mut().add_relu(h, skip)?;
+            cx.tap(relu_name, y);
+            Ok(y)
+        };
+        Some(run(cx, &mut self.layers[n - 1]))
     }
 
     fn set_training(&mut self, training: bool) {
@@ -156,5 +206,17 @@ impl<T: Element> Module<T> for Sequential<T> {
         for l in &self.layers {
             l.describe(out);
         }
+    }
+}
+
+/// The name of `layer` when it is a single ReLU activation layer (or a
+/// container holding only one), for callers that fuse a ReLU into the op
+/// before it ([`Module::forward_then_relu`]).
+pub fn relu_name<T: Element>(layer: &dyn Module<T>) -> Option<String> {
+    let mut info = Vec::new();
+    layer.describe(&mut info);
+    match info.as_slice() {
+        [one] if one.kind == LayerKind::Activation(ActivationKind::Relu) => Some(one.name.clone()),
+        _ => None,
     }
 }
