@@ -70,7 +70,7 @@ pub fn diag_activation(kind: ActivationKind) -> Activation {
 ///     })?;
 /// }
 /// let diagnosis = gradlab_diag::diagnose(recorder.history())?;
-/// assert_eq!(diagnosis.layers.len(), 5);
+/// assert_eq!(diagnosis.layers.len(), 4); // four linear layers
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ModelRecorder {
