@@ -343,7 +343,7 @@ impl Trainer {
         pass.grads.set_loss(pass.loss);
         pass.backward_ms += reduce_ms;
         observe(&mut *model, &pass)?;
-        let mut out = StepOutput {
+        let out = StepOutput {
             step,
             loss: pass.loss,
             accuracy: pass.accuracy,
@@ -354,12 +354,23 @@ impl Trainer {
             non_finite: None,
             noise_scale: NoiseScale::from_norms(examples, examples * size, per(2), large_sq),
         };
-        if let Err(cause) = pass.grads.check_finite(&*model) {
+        self.guard_and_update(model, &pass.grads, out)
+    }
+
+    /// The end of every step: the non-finite guard (a NaN or infinity skips
+    /// the update and is reported in `out`), then the optimizer update.
+    fn guard_and_update(
+        &mut self,
+        model: &mut dyn Classifier<f32>,
+        grads: &GradMap<f32>,
+        mut out: StepOutput,
+    ) -> Result<StepOutput> {
+        if let Err(cause) = grads.check_finite(&*model) {
             out.non_finite = Some(cause);
             return Ok(out);
         }
         let t = Instant::now();
-        self.optimizer.step(model, &pass.grads)?;
+        self.optimizer.step(model, grads)?;
         out.update_ms = t.elapsed().as_secs_f64() * 1e3;
         Ok(out)
     }
@@ -391,7 +402,7 @@ impl Trainer {
         )?;
         observe(&mut *model, &pass)?;
         self.step += 1;
-        let mut out = StepOutput {
+        let out = StepOutput {
             step,
             loss: pass.loss,
             accuracy: pass.accuracy,
@@ -402,13 +413,6 @@ impl Trainer {
             non_finite: None,
             noise_scale: None,
         };
-        if let Err(cause) = pass.grads.check_finite(&*model) {
-            out.non_finite = Some(cause);
-            return Ok(out);
-        }
-        let t = Instant::now();
-        self.optimizer.step(model, &pass.grads)?;
-        out.update_ms = t.elapsed().as_secs_f64() * 1e3;
-        Ok(out)
+        self.guard_and_update(model, &pass.grads, out)
     }
 }
