@@ -41,6 +41,16 @@ pub enum DiagError {
         /// The value.
         value: f64,
     },
+    /// A value in a sample that is NaN or infinite, with its position.
+    #[error("{what}: value {index} is {value}, not a finite number")]
+    NonFinite {
+        /// What the sample is (`"mean interval"`).
+        what: &'static str,
+        /// Position of the value in the sample, from 0.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
     /// A name that is not one of those known.
     #[error("unknown {what} '{name}' (expected {expected})")]
     UnknownName {

@@ -1,6 +1,9 @@
 //! Small statistics the indicators share: root mean square, least-squares
-//! line fits, cosine similarity, and the binomial tail used to test a
-//! classifier's accuracy against chance.
+//! line fits, cosine similarity, the binomial tail used to test a
+//! classifier's accuracy against chance, and the t-interval of a mean over
+//! repeated runs (seeds).
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DiagError, Result};
 
@@ -180,4 +183,231 @@ pub fn median(values: &[f64]) -> Option<f64> {
     } else {
         0.5 * (v[m - 1] + v[m])
     })
+}
+
+/// The mean of repeated measurements (one per seed) with its 95% two-sided
+/// Student t confidence interval, `mean ± half_width`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeanInterval {
+    /// Sample mean.
+    pub mean: f64,
+    /// `t(0.975, n - 1) · sd / √n`; `None` for a single value, whose
+    /// spread is unknown (the interval would be infinitely wide).
+    pub half_width: Option<f64>,
+    /// Sample standard deviation (divisor `n - 1`); `None` for a single value.
+    pub sd: Option<f64>,
+    /// Number of values.
+    pub n: usize,
+}
+
+impl MeanInterval {
+    /// Lower end, `-∞` without a half-width.
+    pub fn lower(&self) -> f64 {
+        self.mean - self.half_width.unwrap_or(f64::INFINITY)
+    }
+
+    /// Upper end, `+∞` without a half-width.
+    pub fn upper(&self) -> f64 {
+        self.mean + self.half_width.unwrap_or(f64::INFINITY)
+    }
+}
+
+/// Two-sided 95% Student t quantiles `t(0.975, df)` for df = 1..=30, to
+/// three decimals (standard tables).
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The 0.975 quantile of the standard normal distribution.
+const Z975: f64 = 1.959_963_984_540_054;
+
+/// `t(0.975, df)`: the table up to 30 degrees of freedom, beyond it the
+/// Cornish-Fisher expansion around the normal quantile (error under 1e-5
+/// from df 30 on, and it tends to 1.960).
+///
+/// # Panics
+/// Never; `df = 0` has no quantile and returns infinity.
+pub fn t975(df: usize) -> f64 {
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T975[df - 1],
+        _ => t975_expansion(df as f64),
+    }
+}
+
+/// Cornish-Fisher expansion of the t quantile in powers of `1/df`
+/// (Abramowitz & Stegun 26.7.5), at the normal 0.975 quantile.
+fn t975_expansion(df: f64) -> f64 {
+    let z = Z975;
+    let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
+    let g1 = (z3 + z) / 4.0;
+    let g2 = (5.0 * z5 + 16.0 * z3 + 3.0 * z) / 96.0;
+    let g3 = (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / 384.0;
+    z + g1 / df + g2 / (df * df) + g3 / (df * df * df)
+}
+
+/// Mean and 95% t-interval of `values`.
+///
+/// One value gives its mean with `half_width` and `sd` `None`: a single
+/// run says nothing about the spread between runs.
+///
+/// # Errors
+/// [`DiagError::InsufficientData`] for no values; [`DiagError::NonFinite`]
+/// naming the first NaN or infinite value.
+///
+/// # Examples
+/// ```
+/// use gradlab_diag::stats::mean_interval;
+/// let iv = mean_interval(&[1.0, 2.0, 3.0])?;
+/// // sd 1, t(0.975, 2) = 4.303: 2 ± 4.303/√3.
+/// assert!((iv.mean - 2.0).abs() < 1e-12);
+/// assert!((iv.half_width.unwrap() - 4.303 / 3f64.sqrt()).abs() < 1e-12);
+/// # Ok::<(), gradlab_diag::DiagError>(())
+/// ```
+pub fn mean_interval(values: &[f64]) -> Result<MeanInterval> {
+    interval_of("mean interval", values)
+}
+
+fn interval_of(what: &'static str, values: &[f64]) -> Result<MeanInterval> {
+    if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(DiagError::NonFinite { what, index, value });
+    }
+    let n = values.len();
+    if n == 0 {
+        return Err(DiagError::InsufficientData {
+            indicator: what,
+            reason: "no values".into(),
+        });
+    }
+    let nf = n as f64;
+    let mean = values.iter().sum::<f64>() / nf;
+    if n == 1 {
+        return Ok(MeanInterval {
+            mean,
+            half_width: None,
+            sd: None,
+            n,
+        });
+    }
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (nf - 1.0)).sqrt();
+    Ok(MeanInterval {
+        mean,
+        half_width: Some(t975(n - 1) * sd / nf.sqrt()),
+        sd: Some(sd),
+        n,
+    })
+}
+
+/// The 95% t-interval of the paired differences `a[i] - b[i]` (runs `i`
+/// of the two conditions share their seed, so the seed-to-seed spread
+/// they have in common cancels).
+///
+/// # Errors
+/// [`DiagError::LengthMismatch`] with both lengths; otherwise as
+/// [`mean_interval`], with the index of the first non-finite difference.
+pub fn paired_difference(a: &[f64], b: &[f64]) -> Result<MeanInterval> {
+    if a.len() != b.len() {
+        return Err(DiagError::LengthMismatch {
+            indicator: "paired difference",
+            left: a.len(),
+            right: b.len(),
+        });
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    interval_of("paired difference", &d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_quantiles_match_the_standard_tables_and_closed_forms() {
+        for (df, t) in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)] {
+            assert_eq!(t975(df), t, "df {df}");
+        }
+        // df 1 is Cauchy, df 2 has a closed form: the table is rounded from them.
+        let cauchy = (std::f64::consts::PI * (0.975 - 0.5)).tan();
+        let df2 = (2.0 * 0.975 - 1.0) / (2.0 * 0.975 * 0.025f64).sqrt();
+        assert!((t975(1) - cauchy).abs() < 5e-4, "{cauchy}");
+        assert!((t975(2) - df2).abs() < 5e-4, "{df2}");
+        // The expansion agrees with the table where both apply, and tends to the normal.
+        for df in 20..=30 {
+            assert!(
+                (t975_expansion(df as f64) - t975(df)).abs() < 6e-4,
+                "df {df}"
+            );
+        }
+        assert!((t975(31) - 2.040).abs() < 5e-4 && (t975(120) - 1.980).abs() < 5e-4);
+        assert!((t975(1_000_000) - 1.960).abs() < 1e-3);
+        // Decreasing in df.
+        for df in 1..200 {
+            assert!(t975(df + 1) < t975(df), "df {df}");
+        }
+    }
+
+    #[test]
+    fn mean_interval_of_known_samples() {
+        let iv = mean_interval(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
+        assert_eq!(iv.n, 8);
+        assert!((iv.mean - 5.0).abs() < 1e-12);
+        let sd = (32.0f64 / 7.0).sqrt();
+        assert!((iv.sd.unwrap() - sd).abs() < 1e-12);
+        assert!((iv.half_width.unwrap() - 2.365 * sd / 8f64.sqrt()).abs() < 1e-12);
+        assert!(iv.lower() < 5.0 && iv.upper() > 5.0);
+        // Identical values: no spread, a zero-width interval.
+        let flat = mean_interval(&[0.5; 4]).unwrap();
+        assert_eq!((flat.half_width, flat.lower()), (Some(0.0), 0.5));
+    }
+
+    #[test]
+    fn one_value_has_no_interval_and_none_is_an_error() {
+        let iv = mean_interval(&[0.7]).unwrap();
+        assert_eq!((iv.mean, iv.half_width, iv.sd, iv.n), (0.7, None, None, 1));
+        assert!(iv.lower().is_infinite() && iv.upper().is_infinite());
+        assert!(matches!(
+            mean_interval(&[]),
+            Err(DiagError::InsufficientData { .. })
+        ));
+    }
+
+    #[test]
+    fn a_non_finite_value_is_named_by_its_index() {
+        let err = mean_interval(&[1.0, 2.0, f64::NAN, 3.0]).unwrap_err();
+        assert!(
+            matches!(err, DiagError::NonFinite { index: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("value 2 is NaN"), "{err}");
+        let err = paired_difference(&[1.0, f64::INFINITY], &[0.0, 0.0]).unwrap_err();
+        assert!(
+            matches!(err, DiagError::NonFinite { index: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn paired_difference_cancels_what_the_pairs_share() {
+        // Large spread between seeds, constant difference within each pair.
+        let a = [10.0, 20.0, 30.0, 40.0];
+        let b = [9.0, 19.0, 29.0, 39.0];
+        let d = paired_difference(&a, &b).unwrap();
+        assert_eq!((d.mean, d.half_width), (1.0, Some(0.0)));
+        let unpaired = mean_interval(&a).unwrap();
+        assert!(unpaired.half_width.unwrap() > 10.0);
+        let err = paired_difference(&a, &b[..3]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DiagError::LengthMismatch {
+                    left: 4,
+                    right: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 }
