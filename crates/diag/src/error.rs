@@ -51,6 +51,15 @@ pub enum DiagError {
         /// The value.
         value: f64,
     },
+    /// A computation this crate has no formula for (an activation without
+    /// a known derivative, a fixed point that does not settle).
+    #[error("{what}: {reason}")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// Why it cannot be computed, with the values.
+        reason: String,
+    },
     /// A name that is not one of those known.
     #[error("unknown {what} '{name}' (expected {expected})")]
     UnknownName {

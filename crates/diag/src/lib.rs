@@ -18,9 +18,11 @@
 //!
 //! ## A loop of your own
 //! A plain sigmoid network of 12 layers, written with `ndarray` alone and
-//! initialised like PyTorch's `nn.Linear` (variance `1/(3 fan_in)`), trained
-//! by hand: gradients shrink by about 1.94 nats per layer towards the input
-//! (mean-field theory: `κ = -½ ln(1/48)`), and the diagnosis says so.
+//! initialised like PyTorch's `nn.Linear` (variance `1/(3 fan_in)`, no
+//! biases), trained by hand: gradients shrink towards the input by about
+//! the 1.95 nats per layer that mean-field theory predicts at the fixed point
+//! of the pre-activation variance ([`depth_profile::mean_field`]), and the
+//! diagnosis says so.
 //!
 //! ```
 //! use gradlab_diag::{diagnose, Recorder, Verdict};
@@ -93,7 +95,8 @@
 //! let diagnosis = diagnose(recorder.history())?;
 //! assert_eq!(diagnosis.verdict, Verdict::Vanishing, "{:?}", diagnosis.reasons);
 //! let kappa = diagnosis.indicators.kappa.unwrap();
-//! assert!((kappa - 1.94).abs() < 0.3, "κ = {kappa}");
+//! let theory = gradlab_diag::depth_profile::mean_field(gradlab_diag::Activation::Sigmoid, 1.0 / 3.0, 0.0)?;
+//! assert!((kappa - theory.kappa).abs() < 0.3, "κ = {kappa}, theory {}", theory.kappa);
 //! # Ok::<(), gradlab_diag::DiagError>(())
 //! ```
 //!
