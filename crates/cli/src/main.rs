@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gradlab::commands::{bench, conv_table, demo, diagnose, summary, train};
-use gradlab::experiments::{Size, NAMES};
+use gradlab::experiments::NAMES;
 use gradlab::{ranks, CliError};
 use gradlab_train::{OptimizerKind, ScheduleSpec};
 
@@ -42,6 +42,9 @@ enum Command {
         /// The small version (about a minute).
         #[arg(long)]
         quick: bool,
+        /// Seeds of the experiments that repeat their runs (default 5, 2 with --quick).
+        #[arg(long)]
+        seeds: Option<usize>,
     },
     /// Run one experiment of the demo, bigger when asked.
     Experiment {
@@ -57,9 +60,12 @@ enum Command {
         /// Multiplies the training steps of the full version.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        /// Seed of every run.
+        /// First seed; repeated runs use the seeds after it.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Seeds of the experiments that repeat their runs (default 5, 2 with --quick).
+        #[arg(long)]
+        seeds: Option<usize>,
     },
     /// Train a model on data, with progress, a metrics log and checkpoints (data-parallel under mpirun).
     #[command(after_help = SPEC_HELP)]
@@ -220,21 +226,17 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             println!("{SPECS}");
             Ok(())
         }
-        Command::Demo { out, quick } => demo::demo(&out, quick),
+        Command::Demo { out, quick, seeds } => demo::demo(&out, quick, seeds),
         Command::Experiment {
             name,
             out,
             quick,
             scale,
             seed,
+            seeds,
         } => {
-            if !(scale.is_finite() && scale > 0.0) {
-                return Err(CliError::Usage(format!(
-                    "--scale must be a positive number, got {scale}"
-                )));
-            }
             let name = NAMES[name as usize];
-            demo::run(&[name], &Size { quick, seed, scale }, &out)
+            demo::run(&[name], &demo::size(quick, seed, scale, seeds)?, &out)
         }
         Command::Train {
             model,

@@ -136,3 +136,19 @@ fn unreadable_checkpoint_is_an_error() {
         &["--checkpoint"],
     );
 }
+
+#[test]
+fn zero_seeds_is_a_usage_error() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    fails_with(
+        &["experiment", "conv-ops", "--seeds", "0", "--out", dir],
+        2,
+        &["--seeds must be at least 1", "got 0"],
+    );
+    fails_with(
+        &["demo", "--quick", "--seeds", "0", "--out", dir],
+        2,
+        &["--seeds must be at least 1"],
+    );
+}
