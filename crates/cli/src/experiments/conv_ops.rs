@@ -10,6 +10,19 @@ use crate::error::Result;
 use crate::experiments::{num, Size};
 use crate::report::{Plot, Section, Table};
 
+/// What changing one input channel did to the output channels, in words.
+fn mixing_words(changed: usize, out: usize) -> &'static str {
+    if changed == out && out > 1 {
+        "it mixes every channel"
+    } else if changed == 1 {
+        "it keeps channels apart"
+    } else if changed == 0 {
+        "no output changed"
+    } else {
+        "it mixes some channels"
+    }
+}
+
 /// Runs the comparison.
 ///
 /// # Errors
@@ -94,19 +107,21 @@ pub fn run(size: &Size) -> Result<Section> {
     let (pw, dw, sep) = (&rows[1], &rows[2], &rows[3]);
     let interpretation = vec![
         format!(
-            "A pointwise (1x1) convolution holds C_in*C_out = {} weights, {:.0}x fewer than the standard {}x{} convolution's {}, and still mixes every channel: perturbing one input channel changed {} of {} output channels, as for the standard one ({} of {}).",
+            "A pointwise (1x1) convolution holds C_in*C_out = {} weights, {:.0}x fewer than the standard {}x{} convolution's {}; perturbing one input channel changed {} of its {} output channels ({}), and {} of {} for the standard one ({}).",
             pw.params_counted, std.params_counted as f64 / pw.params_counted as f64, shape.kernel, shape.kernel, std.params_counted,
-            pw.channels_changed, pw.out_channels, std.channels_changed, std.out_channels
+            pw.channels_changed, pw.out_channels, mixing_words(pw.channels_changed, pw.out_channels),
+            std.channels_changed, std.out_channels, mixing_words(std.channels_changed, std.out_channels)
         ),
         format!(
-            "A depthwise convolution holds C_in*K*K = {} weights and keeps channels apart: the same perturbation changed {} of its {} output channels, and its output has C_in = {} channels whatever C_out is asked for.",
-            dw.params_counted, dw.channels_changed, dw.out_channels, dw.out_channels
+            "A depthwise convolution holds C_in*K*K = {} weights; the same perturbation changed {} of its {} output channels ({}), and its output has {} channels where C_out = {} was asked for.",
+            dw.params_counted, dw.channels_changed, dw.out_channels, mixing_words(dw.channels_changed, dw.out_channels), dw.out_channels, shape.c_out
         ),
         format!(
-            "Depthwise then pointwise (depthwise-separable) replaces the standard convolution with {:.1}% of its parameters and {:.1}% of its MACs, mixes all channels again ({} of {}), and measured {:.2} ms forward against {:.2} ms ({:.1}x).",
+            "Depthwise then pointwise (depthwise-separable) has {:.1}% of the standard convolution's parameters and {:.1}% of its MACs, changed {} of {} output channels ({}), and measured {:.2} ms forward against {:.2} ms for the standard one (one median each, no spread measured: a ratio of {:.2}).",
             100.0 * sep.params_counted as f64 / std.params_counted as f64,
             100.0 * sep.macs_per_image as f64 / std.macs_per_image as f64,
-            sep.channels_changed, sep.out_channels, sep.forward_ms, std.forward_ms, std.forward_ms / sep.forward_ms
+            sep.channels_changed, sep.out_channels, mixing_words(sep.channels_changed, sep.out_channels),
+            sep.forward_ms, std.forward_ms, sep.forward_ms / std.forward_ms
         ),
     ];
     Ok(Section {
@@ -125,4 +140,17 @@ pub fn run(size: &Size) -> Result<Section> {
         )],
         results: json!({ "shape": shape, "rows": rows }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mixing_words;
+
+    #[test]
+    fn mixing_words_follow_the_counts() {
+        assert_eq!(mixing_words(64, 64), "it mixes every channel");
+        assert_eq!(mixing_words(1, 32), "it keeps channels apart");
+        assert_eq!(mixing_words(5, 64), "it mixes some channels");
+        assert_eq!(mixing_words(0, 64), "no output changed");
+    }
 }
