@@ -143,6 +143,18 @@ enum Command {
         /// Also train on permuted labels and compare (the label-shuffle control).
         #[arg(long)]
         shuffle_control: bool,
+        /// Also train a reference for the same steps and compare training
+        /// losses (the depth control, which decides `degradation`): the
+        /// residual twin of a plain-resnet, a resnet of depth 8, a plain
+        /// stack at a quarter of its depth; or the SPEC given.
+        #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "auto")]
+        depth_control: Option<String>,
+        /// Diagnose at initialisation instead of training: BATCHES batches
+        /// (default 4) through the initial network, no update; only the
+        /// gradient-flow gates decide.
+        #[arg(long, value_name = "BATCHES", num_args = 0..=1, default_missing_value = "4",
+              conflicts_with_all = ["shuffle_control", "depth_control"])]
+        at_init: Option<usize>,
         /// Write the diagnosis as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -279,6 +291,8 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             lr,
             seed,
             shuffle_control,
+            depth_control,
+            at_init,
             json,
             out,
             history,
@@ -292,6 +306,8 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
                 optimizer: gradlab_train::OptimizerSpec::new(optimizer, lr),
                 seed,
                 shuffle_control,
+                depth_control,
+                at_init,
                 json,
                 out,
                 history,

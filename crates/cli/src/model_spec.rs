@@ -70,6 +70,75 @@ fn stack(spec: &mut Spec, default_width: usize) -> Result<StackOptions> {
     Ok(s)
 }
 
+/// The depth control's default reference for a model SPEC: the residual
+/// twin of a `plain-resnet` (`resnet` with the same keys); a `resnet` at
+/// depth 8, the smallest; a `plain-cnn` or `plain-mlp` at a quarter of its
+/// depth (at least 2). Every other key is kept.
+///
+/// # Errors
+/// [`CliError::Usage`] when the model has no smaller or residual reference
+/// (a `mobilenet`, a `resnet` already at depth 8 or less, a stack of depth
+/// 2 or less): then the reference must be given as a SPEC.
+pub fn depth_reference(model: &str) -> Result<String> {
+    let (name, keys) = model.split_once(':').unwrap_or((model, ""));
+    let mut pairs: Vec<(String, String)> = keys
+        .split(',')
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| {
+            let (a, b) = k.split_once('=').unwrap_or((k, ""));
+            (a.trim().to_string(), b.trim().to_string())
+        })
+        .collect();
+    let depth = |pairs: &[(String, String)], default: usize| -> Result<usize> {
+        pairs
+            .iter()
+            .find(|(k, _)| k == "depth")
+            .map_or(Ok(default), |(_, v)| {
+                v.parse().map_err(|_| {
+                    CliError::Usage(format!("{model}: depth={v} is not a whole number"))
+                })
+            })
+    };
+    let set_depth = |pairs: &mut Vec<(String, String)>, d: usize| match pairs
+        .iter_mut()
+        .find(|(k, _)| k == "depth")
+    {
+        Some(p) => p.1 = d.to_string(),
+        None => pairs.push(("depth".into(), d.to_string())),
+    };
+    let none = |why: String| {
+        CliError::Usage(format!(
+            "--depth-control: {model} has no default reference ({why}); give one: --depth-control SPEC"
+        ))
+    };
+    let name = match name.trim() {
+        "plain-resnet" => "resnet",
+        "resnet" => {
+            let d = depth(&pairs, 20)?;
+            if d <= 8 {
+                return Err(none(format!("depth {d} is already the smallest")));
+            }
+            set_depth(&mut pairs, 8);
+            "resnet"
+        }
+        n @ ("plain-cnn" | "plain-mlp") => {
+            let d = depth(&pairs, 10)?;
+            if d <= 2 {
+                return Err(none(format!("depth {d} is already the smallest")));
+            }
+            set_depth(&mut pairs, (d / 4).max(2));
+            n
+        }
+        other => return Err(none(format!("{other} has no depth key"))),
+    };
+    let keys: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(if keys.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}:{}", keys.join(","))
+    })
+}
+
 /// Bytes a model of about `params` parameters needs to train: the weights,
 /// their gradients and up to two optimizer moments, 4 bytes each.
 fn training_bytes(params: f64) -> f64 {
@@ -220,6 +289,30 @@ pub fn build_model(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_depth_reference_is_the_residual_twin_or_a_shallower_network() {
+        assert_eq!(
+            depth_reference("plain-resnet:depth=56,bn=true").unwrap(),
+            "resnet:depth=56,bn=true"
+        );
+        assert_eq!(
+            depth_reference("resnet:depth=56,width=8").unwrap(),
+            "resnet:depth=8,width=8"
+        );
+        assert_eq!(
+            depth_reference("plain-mlp:depth=20,act=sigmoid").unwrap(),
+            "plain-mlp:depth=5,act=sigmoid"
+        );
+        assert_eq!(depth_reference("plain-cnn").unwrap(), "plain-cnn:depth=2");
+        for bad in ["mobilenet", "resnet:depth=8", "plain-mlp:depth=2"] {
+            let e = depth_reference(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("--depth-control SPEC") && e.exit_code() == 2,
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn every_documented_example_builds() {

@@ -166,3 +166,72 @@ fn diagnose_quotes_the_shuffle_control_and_the_documented_exploding_example_expl
     let docs = include_str!("../../../docs/cli.md");
     assert!(docs.contains("`plain-mlp:depth=20,act=relu,gain=3`\nstarts in the exploding regime"));
 }
+
+fn failure_of(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success(), "{args:?} should fail");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn diagnose_at_init_decides_on_gradient_flow_alone() {
+    let text = stdout_of(&[
+        "diagnose",
+        "--model",
+        "plain-mlp:depth=12,act=sigmoid,width=16",
+        "--data",
+        "patterns:size=4,n=300",
+        "--at-init",
+        "3",
+    ]);
+    assert!(text.contains("verdict: vanishing"), "{text}");
+    assert!(text.contains("measured at initialisation"), "{text}");
+    assert!(text.contains("steps 0..2"), "{text}");
+    let (code, err) = failure_of(&[
+        "diagnose",
+        "--model",
+        "plain-mlp",
+        "--data",
+        "patterns:size=4,n=300",
+        "--at-init",
+        "0",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("at least 1 batch"), "{err}");
+}
+
+#[test]
+fn diagnose_names_its_depth_control_or_asks_for_one() {
+    let text = stdout_of(&[
+        "diagnose",
+        "--model",
+        "plain-mlp:depth=8,width=16,bn=true",
+        "--data",
+        "patterns:size=4,n=300",
+        "--steps",
+        "20",
+        "--batch",
+        "16",
+        "--depth-control",
+    ]);
+    assert!(
+        text.contains("plain-mlp:depth=2,width=16,bn=true"),
+        "{text}"
+    );
+    let (code, err) = failure_of(&[
+        "diagnose",
+        "--model",
+        "mobilenet",
+        "--data",
+        "patterns:size=8,n=300",
+        "--depth-control",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--depth-control SPEC"), "{err}");
+}

@@ -24,6 +24,11 @@ pub struct DiagnoseOptions {
     /// earlier end asks what the run looked like then.
     #[serde(default)]
     pub window_end: Option<usize>,
+    /// The history was recorded at initialisation, without updates: the
+    /// window is every recorded step and only the numerics and
+    /// gradient-flow gates decide.
+    #[serde(default)]
+    pub at_init: bool,
 }
 
 /// A verdict with its evidence, for one window of a run.
@@ -135,9 +140,11 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
             ),
         });
     };
-    let start = options
-        .window_start
-        .unwrap_or(first.step + (last.step - first.step).div_ceil(2));
+    let start = match (options.window_start, options.at_init) {
+        (Some(s), _) => s,
+        (None, true) => first.step,
+        (None, false) => first.step + (last.step - first.step).div_ceil(2),
+    };
     let mut window: Vec<StepRecord> = steps
         .iter()
         .filter(|s| s.step >= start)
@@ -181,6 +188,7 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
         f64::NAN
     };
     let mut ind = Indicators {
+        at_init: options.at_init,
         non_finite: first_non_finite.is_some(),
         first_non_finite_step: first_non_finite,
         ..Default::default()
@@ -213,6 +221,18 @@ pub fn diagnose_with(history: &History, options: &DiagnoseOptions) -> Result<Dia
     let q = window.len().div_ceil(4);
     let head = mean(window[..q].iter().map(|s| s.loss));
     let tail = mean(window[window.len() - q..].iter().map(|s| s.loss));
+    if let Some(control) = &history.depth_control {
+        // The reference's losses at the same steps as the run's tail.
+        let at_tail = window[window.len() - q..].iter().filter_map(|s| {
+            control
+                .losses
+                .iter()
+                .find(|(t, _)| *t == s.step)
+                .map(|(_, l)| *l)
+        });
+        ind.depth_control_loss_to_chance = mean(at_tail).map(|l| l / chance);
+        ind.depth_control_model = Some(control.model.clone());
+    }
     if let (Some(h), Some(t)) = (head, tail) {
         ind.loss_to_chance = Some(t / chance);
         if h > 0.0 {

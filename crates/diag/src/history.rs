@@ -27,6 +27,27 @@ fn control_from_null<'de, D: Deserializer<'de>>(
     }))
 }
 
+/// The depth control's `(step, loss)` pairs, with `null` losses read as NaN.
+fn pairs_from_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(usize, f64)>, D::Error> {
+    let pairs = Vec::<(usize, Option<f64>)>::deserialize(d)?;
+    Ok(pairs
+        .into_iter()
+        .map(|(t, l)| (t, l.unwrap_or(f64::NAN)))
+        .collect())
+}
+
+/// The depth control: a reference network trained for the same steps on the
+/// same data (the residual twin of a plain network, or the same family at a
+/// smaller depth), against which the run's training loss is compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepthControl {
+    /// What the reference is (e.g. its model SPEC), quoted in the reasons.
+    pub model: String,
+    /// Its per-step mini-batch training losses, `(step, loss)`.
+    #[serde(deserialize_with = "pairs_from_null")]
+    pub losses: Vec<(usize, f64)>,
+}
+
 /// A held-out check at one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckRecord {
@@ -78,8 +99,8 @@ pub struct RunInfo {
     pub batch_size: Option<usize>,
 }
 
-/// A run's record: per-step statistics, held-out checks, and the data probe
-/// and shuffle control when they were run.
+/// A run's record: per-step statistics, held-out checks, and the data probe,
+/// shuffle control and depth control when they were run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Number of classes `K`.
@@ -99,6 +120,9 @@ pub struct History {
     /// The label-shuffle control's per-step training losses (I14), `(step, loss)`.
     #[serde(deserialize_with = "control_from_null")]
     pub shuffle_control: Option<Vec<(usize, f64)>>,
+    /// The depth control (a shallower or residual reference), when it was run.
+    #[serde(default)]
+    pub depth_control: Option<DepthControl>,
 }
 
 impl History {
@@ -112,6 +136,7 @@ impl History {
             checks: Vec::new(),
             probe: None,
             shuffle_control: None,
+            depth_control: None,
         }
     }
 

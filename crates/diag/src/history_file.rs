@@ -1,8 +1,8 @@
 //! The history file: `gradlab-history` version 1, JSON Lines.
 //!
 //! One JSON object per line, each with a `type`: the `run` line first, then
-//! `step`, `check`, `probe` and `shuffle_control` lines in the order they
-//! happened. docs/diagnostics.md ("The history file") gives every field and
+//! `step`, `check`, `probe`, `shuffle_control` and `depth_control` lines in
+//! the order they happened. docs/diagnostics.md ("The history file") gives every field and
 //! docs/gradlab-history.schema.json the JSON Schema of a line.
 //!
 //! [`HistoryWriter`] appends one line at a time and flushes it, so a run that
@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::activations::Activation;
 use crate::error::{DiagError, Result};
-use crate::history::{CheckRecord, History, RunInfo};
+use crate::history::{CheckRecord, DepthControl, History, RunInfo};
 use crate::probe::ProbeResult;
 use crate::recorder::{check_record, LayerStat, PositionStat, StepRecord};
 
@@ -118,6 +118,15 @@ struct ShuffleLine {
     loss: f64,
 }
 
+#[derive(Serialize)]
+struct DepthLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    model: &'a str,
+    step: usize,
+    loss: f64,
+}
+
 /// Writes a history file line by line, flushing each line.
 pub struct HistoryWriter {
     out: BufWriter<File>,
@@ -173,6 +182,11 @@ impl HistoryWriter {
         }
         for &(step, loss) in history.shuffle_control.iter().flatten() {
             w.shuffle_control(step, loss)?;
+        }
+        if let Some(d) = &history.depth_control {
+            for &(step, loss) in &d.losses {
+                w.depth_control(&d.model, step, loss)?;
+            }
         }
         Ok(w)
     }
@@ -268,6 +282,21 @@ impl HistoryWriter {
     }
 }
 
+impl HistoryWriter {
+    /// Appends one loss of the depth control's reference network `model`.
+    ///
+    /// # Errors
+    /// [`DiagError::Io`].
+    pub fn depth_control(&mut self, model: &str, step: usize, loss: f64) -> Result<()> {
+        self.line(&DepthLine {
+            kind: "depth_control",
+            model,
+            step,
+            loss,
+        })
+    }
+}
+
 /// Writes a whole history to `path` at once.
 ///
 /// # Errors
@@ -327,6 +356,7 @@ pub fn parse_history(bytes: &[u8], name: &str) -> Result<HistoryRead> {
     let mut warnings = Vec::new();
     let mut history: Option<History> = None;
     let mut shuffle: Vec<(usize, f64)> = Vec::new();
+    let mut depth: Option<DepthControl> = None;
     let mut last_line = 0;
     let segments: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     let count = segments.len();
@@ -395,6 +425,29 @@ pub fn parse_history(bytes: &[u8], name: &str) -> Result<HistoryRead> {
             (Some(_), "shuffle_control") => {
                 shuffle.push((line.req_usize("step")?, line.req_f64("loss")?))
             }
+            (Some(_), "depth_control") => {
+                let model = line.req_str("model")?;
+                let pair = (line.req_usize("step")?, line.req_f64("loss")?);
+                match &mut depth {
+                    Some(d) if d.model != model => {
+                        return Err(err(
+                            no,
+                            "model",
+                            format!(
+                                "depth_control lines name two references, \"{}\" and \"{model}\": one file holds one control",
+                                d.model
+                            ),
+                        ))
+                    }
+                    Some(d) => d.losses.push(pair),
+                    None => {
+                        depth = Some(DepthControl {
+                            model: model.to_string(),
+                            losses: vec![pair],
+                        })
+                    }
+                }
+            }
             (Some(_), _) => {} // unknown record types are ignored
         }
     }
@@ -415,6 +468,7 @@ pub fn parse_history(bytes: &[u8], name: &str) -> Result<HistoryRead> {
     if !shuffle.is_empty() {
         history.shuffle_control = Some(shuffle);
     }
+    history.depth_control = depth;
     Ok(HistoryRead { history, warnings })
 }
 

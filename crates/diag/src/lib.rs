@@ -130,7 +130,7 @@ pub mod verdict;
 pub use activations::Activation;
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis};
 pub use error::DiagError;
-pub use history::{CheckRecord, History, RunInfo};
+pub use history::{CheckRecord, DepthControl, History, RunInfo};
 pub use history_file::{read_history, write_history, HistoryRead, HistoryWriter};
 pub use probe::{data_probe, ProbeOptions, ProbeResult};
 pub use recorder::{LayerStat, PositionStat, Recorder, StepBuilder, StepRecord};

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DiagError, Result};
-use crate::history::{CheckRecord, History, RunInfo};
+use crate::history::{CheckRecord, DepthControl, History, RunInfo};
 use crate::history_file::HistoryWriter;
 use crate::probe::ProbeResult;
 use crate::stats::{cosine, rms, sq_norm};
@@ -233,6 +233,21 @@ impl Recorder {
             }
         }
         self.history.shuffle_control = Some(losses);
+        Ok(())
+    }
+
+    /// Sets the depth control: the reference `model` and its `(step,
+    /// mini-batch loss)` pairs (streamed when streaming).
+    ///
+    /// # Errors
+    /// [`DiagError::Io`] when the history file cannot be written.
+    pub fn set_depth_control(&mut self, model: String, losses: Vec<(usize, f64)>) -> Result<()> {
+        if let Some(w) = &mut self.writer {
+            for &(step, loss) in &losses {
+                w.depth_control(&model, step, loss)?;
+            }
+        }
+        self.history.depth_control = Some(DepthControl { model, losses });
         Ok(())
     }
 

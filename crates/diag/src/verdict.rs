@@ -33,6 +33,9 @@ pub enum Verdict {
     ModelCannotExtract,
     /// Loss near chance but the model does better than on shuffled labels.
     SlowButLearning,
+    /// Gradients flow and the data has signal, yet the deep network trains
+    /// worse than its residual twin or a shallower reference (He et al. 2016).
+    Degradation,
     /// Training improves while held-out loss rises.
     Overfitting,
     /// Learning, and generalising.
@@ -52,6 +55,7 @@ impl Verdict {
             Verdict::LrTooSmall => "lr-too-small",
             Verdict::ModelCannotExtract => "model-cannot-extract",
             Verdict::SlowButLearning => "slow-but-learning",
+            Verdict::Degradation => "degradation",
             Verdict::Overfitting => "overfitting",
             Verdict::Healthy => "healthy",
             Verdict::Inconclusive => "inconclusive",
@@ -95,6 +99,10 @@ impl Verdict {
                 "check for shattered gradients in very deep plain networks",
             ],
             Verdict::SlowButLearning => &["train longer, or raise the learning rate a little"],
+            Verdict::Degradation => &[
+                "add skip connections (the residual twin of the network)",
+                "reduce the depth",
+            ],
             Verdict::Overfitting => &[
                 "add data augmentation or weight decay",
                 "stop early at the best held-out loss",
@@ -178,6 +186,18 @@ pub struct Indicators {
     /// The first step whose loss or gradients were not finite.
     #[serde(default)]
     pub first_non_finite_step: Option<usize>,
+    /// The depth control's training loss / chance loss, over the same steps
+    /// as `loss_to_chance`; `None` when the control was not run (or has no
+    /// finite loss there).
+    #[serde(default)]
+    pub depth_control_loss_to_chance: Option<f64>,
+    /// The depth control's reference network (e.g. its model SPEC).
+    #[serde(default)]
+    pub depth_control_model: Option<String>,
+    /// The indicators describe the network at initialisation (no update
+    /// was made): only the numerics and gradient-flow gates apply.
+    #[serde(default)]
+    pub at_init: bool,
 }
 
 /// The thresholds of the procedure: the starting values of
@@ -217,6 +237,14 @@ pub struct Thresholds {
     pub overfit_gap: f64,
     /// Confidence below which the verdict is `inconclusive`.
     pub min_confidence: f64,
+    /// Training loss-to-chance by which a network must trail its depth
+    /// control (residual twin or shallower reference) to be `degradation`.
+    #[serde(default = "default_degradation_gap")]
+    pub degradation_gap: f64,
+}
+
+fn default_degradation_gap() -> f64 {
+    Thresholds::default().degradation_gap
 }
 
 impl Default for Thresholds {
@@ -224,7 +252,7 @@ impl Default for Thresholds {
         Thresholds {
             attenuation: 100f64.ln(),
             min_r2: 0.8,
-            dead_fraction: 0.5,
+            dead_fraction: 0.7,
             saturated_fraction: 0.5,
             exploding_loss_to_chance: 10.0,
             stall_loss_to_chance: 0.9,
@@ -236,6 +264,7 @@ impl Default for Thresholds {
             fitted_loss_to_chance: 0.5,
             overfit_gap: 0.1,
             min_confidence: 0.2,
+            degradation_gap: 0.1,
         }
     }
 }
@@ -330,6 +359,16 @@ fn tiny(z: f64) -> String {
     }
 }
 
+/// "p = 3.2e-5 < 1e-3", or "p below 1e-300" for a p-value that underflows
+/// to zero.
+fn p_below(p: f64, alpha: f64) -> String {
+    if p < 1e-300 {
+        "p below 1e-300".into()
+    } else {
+        format!("p = {p:.1e} < {alpha:.0e}")
+    }
+}
+
 fn fmt_opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.3}"))
         .unwrap_or_else(|| "not measured".into())
@@ -396,6 +435,13 @@ pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
         }
     }
     let mut reasons = base.reasons;
+    if ind.at_init {
+        reasons.insert(
+            0,
+            "measured at initialisation: the same initial network on every batch, no update made"
+                .into(),
+        );
+    }
     // The control is quoted by gate C only; a run decided elsewhere still
     // reports what it showed.
     if let Some(pi) = ind
@@ -428,6 +474,27 @@ pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
     if let (Some(why), true) = (why, confidence < 0.995) {
         reasons.push(why);
     }
+    let depth_control_would_decide = matches!(
+        base.verdict,
+        Verdict::ModelCannotExtract | Verdict::SlowButLearning
+    ) || (confidence < th.min_confidence
+        && runner_up != base.verdict);
+    if depth_control_would_decide
+        && !ind.at_init
+        && ind.depth_control_model.is_none()
+        && !ind.non_finite
+    {
+        reasons.push("the depth control was not run: training the residual twin (or a shallower network) for the same steps would show whether this network trains worse than it only because of its depth (degradation)".into());
+    }
+    let actions = |v: Verdict| {
+        match (v, ind.depth_control_loss_to_chance) {
+        (Verdict::Degradation, Some(reference)) => vec![format!(
+            "add skip connections or reduce the depth: {} reaches a training loss of {reference:.3} x ln K in the same steps",
+            ind.depth_control_model.as_deref().unwrap_or("the reference")
+        )],
+        _ => v.actions(),
+    }
+    };
     if confidence < th.min_confidence && runner_up != base.verdict {
         reasons.push(format!(
             "confidence {confidence:.2} is below {:.2}: the evidence does not separate {} from {runner_up}",
@@ -446,7 +513,7 @@ pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
         reasons,
         confidence,
         candidates: vec![base.verdict],
-        actions: base.verdict.actions(),
+        actions: actions(base.verdict),
     }
 }
 
@@ -566,6 +633,20 @@ fn decide_path(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Ver
             "gradient flow is fine: {a:.1} nats of attenuation across depth (R² {r2:.2}) is within ±{att:.2}"
         ));
     }
+    if ind.at_init {
+        if flow.is_none() {
+            p.note(
+                "no depth profile was measured, so the gradient flow at initialisation is unknown"
+                    .into(),
+            );
+            return (Verdict::Healthy, Verdict::Vanishing, 0.0);
+        }
+        p.note("at initialisation nothing has been trained: the loss-based gates do not apply, and the verdict is about gradient flow alone".into());
+        return (Verdict::Healthy, Verdict::Healthy, 1.0);
+    }
+    if let Some(v) = degradation(ind, th, p) {
+        return v;
+    }
 
     // Gate B: is the training loss still near chance?
     match rho {
@@ -588,6 +669,49 @@ fn decide_path(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Ver
             }
         }
         None => generalisation(ind, th, p),
+    }
+}
+
+/// Gate A2: gradients flow, but does the deep network train worse than its
+/// depth control (residual twin or shallower reference) on data with signal?
+fn degradation(ind: &Indicators, th: &Thresholds, p: &mut Path) -> Option<(Verdict, Verdict, f64)> {
+    let name = ind.depth_control_model.as_deref()?;
+    let Some(reference) = ind.depth_control_loss_to_chance else {
+        p.note(format!("the depth control ({name}) has no finite training loss over the window, so it decides nothing"));
+        return None;
+    };
+    let rho = ind.loss_to_chance?;
+    let gap = rho - reference;
+    let limit = th.degradation_gap;
+    if !p.test(
+        "training loss against the depth control's",
+        gap >= limit,
+        lin_margin(gap, limit, limit),
+    ) {
+        p.note(format!("the depth control does not train clearly better: training loss {rho:.3} x ln K against {reference:.3} for {name}, a gap of {gap:+.3} where degradation needs >= {limit:.2}"));
+        return None;
+    }
+    let quote = format!("the network trains worse than its depth control: training loss {rho:.3} x ln K against {reference:.3} for {name} after the same steps on the same data (a gap of {gap:.3} >= {limit:.2})");
+    let alpha = th.probe_alpha;
+    match ind.probe_p_value {
+        Some(pv) => {
+            if !p.test(
+                "data-probe p-value",
+                pv < alpha,
+                log_margin(pv.max(1e-300), alpha),
+            ) {
+                p.note(format!("{quote}, but a probe finds no signal in the data (p = {pv:.2} >= {alpha:.0e}), so depth is not what holds it back"));
+                return None;
+            }
+            p.note(quote);
+            p.note(format!("gradients neither vanish nor explode (above) and the data holds signal (probe accuracy {} against chance {}, {}): the deeper network is harder to optimise, the degradation problem of He et al. (2016)", fmt_opt(ind.probe_accuracy), fmt_opt(ind.chance_accuracy), p_below(pv, alpha)));
+            Some((Verdict::Degradation, Verdict::Healthy, 1.0))
+        }
+        None => {
+            p.note(quote);
+            p.note("the data probe was not run, so the data's signal is not confirmed (confidence at most 0.7)".into());
+            Some((Verdict::Degradation, Verdict::Healthy, 0.7))
+        }
     }
 }
 
@@ -642,7 +766,7 @@ fn stall_cause(ind: &Indicators, th: &Thresholds, p: &mut Path) -> (Verdict, Ver
         }
         return (Verdict::NoSignal, Verdict::ModelCannotExtract, 1.0);
     }
-    p.note(format!("the data holds signal: a probe reaches {acc:.3} held-out accuracy against chance {chance} (p = {pv:.1e} < {alpha:.0e})"));
+    p.note(format!("the data holds signal: a probe reaches {acc:.3} held-out accuracy against chance {chance} ({})", p_below(pv, alpha)));
     if let Some(u) = tiny_steps(p) {
         p.note(format!(
             "updates are tiny: median update/weight ratio {u:.1e} (< {tiny:.0e}; about 1e-3 is typical)"

@@ -114,10 +114,16 @@ fn a_streamed_history_reads_back_as_recorded() {
     }
     r.set_shuffle_control(vec![(10, 1.38), (11, f64::NAN)])
         .unwrap();
+    r.set_depth_control("resnet:depth=8".into(), vec![(10, 0.2), (11, f64::NAN)])
+        .unwrap();
     let read = read_history(&path).unwrap();
     assert!(read.warnings.is_empty());
     let mut expected = full.history().clone();
     expected.shuffle_control = Some(vec![(10, 1.38), (11, f64::NAN)]);
+    expected.depth_control = Some(gradlab_diag::DepthControl {
+        model: "resnet:depth=8".into(),
+        losses: vec![(10, 0.2), (11, f64::NAN)],
+    });
     assert_eq!(json(&read.history), json(&expected));
     assert_eq!(read.history.run.class_counts, Some(vec![10, 10, 10, 12]));
     assert!(
@@ -320,6 +326,18 @@ fn bad_files_name_the_line_and_the_field() {
         }
         assert!(e.starts_with("h.jsonl line "), "{e}");
     }
+}
+
+#[test]
+fn depth_control_lines_of_two_references_are_refused() {
+    let text = String::from_utf8(valid_text()).unwrap()
+        + "{\"type\":\"depth_control\",\"model\":\"resnet:depth=8\",\"step\":10,\"loss\":0.3}\n"
+        + "{\"type\":\"depth_control\",\"model\":\"resnet:depth=14\",\"step\":11,\"loss\":0.3}\n";
+    let e = error_of(&text);
+    assert!(
+        e.contains("model") && e.contains("resnet:depth=14") && e.contains("one control"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -420,3 +420,105 @@ fn a_rising_loss_is_said_to_rise_and_a_zero_diversity_is_not_printed_as_0e0() {
     assert!(reasons.contains("of a training batch"), "{reasons}");
     assert!(!reasons.contains("probe batch"), "{reasons}");
 }
+
+/// A deep network whose gradients flow, on data with signal, trailing its
+/// depth control.
+fn trailing_its_reference(deep: f64, reference: f64) -> Indicators {
+    Indicators {
+        loss_to_chance: Some(deep),
+        loss_drop: Some(0.1),
+        probe_accuracy: Some(0.97),
+        probe_p_value: Some(0.0),
+        chance_accuracy: Some(0.1),
+        depth_control_loss_to_chance: Some(reference),
+        depth_control_model: Some("its residual twin resnet:depth=56".into()),
+        ..healthy_flow()
+    }
+}
+
+#[test]
+fn degradation_needs_the_depth_control_to_train_clearly_better() {
+    let th = Thresholds::default();
+    let d = decide(&trailing_its_reference(0.45, 0.03), &th);
+    assert_eq!(d.verdict, Verdict::Degradation, "{d:?}");
+    let text = d.reasons.join(" | ");
+    assert!(text.contains("0.450") && text.contains("0.030"), "{text}");
+    assert!(text.contains("p below 1e-300"), "{text}");
+    assert!(
+        d.actions[0].contains("resnet:depth=56") && d.actions[0].contains("0.030"),
+        "{:?}",
+        d.actions
+    );
+    // The same network without a clear gap is not degraded.
+    let close = decide(&trailing_its_reference(0.05, 0.03), &th);
+    assert_eq!(close.verdict, Verdict::Healthy, "{close:?}");
+    assert!(close.reasons.join(" ").contains("+0.020"), "{close:?}");
+    // Without signal in the data depth is not what holds it back.
+    let no_signal = Indicators {
+        probe_p_value: Some(0.5),
+        probe_accuracy: Some(0.1),
+        ..trailing_its_reference(0.95, 0.3)
+    };
+    assert_ne!(decide(&no_signal, &th).verdict, Verdict::Degradation);
+    // Vanishing gradients are decided before the depth control.
+    let vanishing = Indicators {
+        kappa: Some(0.4),
+        kappa_r2: Some(0.95),
+        attenuation: Some(0.4 * 26.0),
+        ..trailing_its_reference(0.95, 0.3)
+    };
+    assert_eq!(decide(&vanishing, &th).verdict, Verdict::Vanishing);
+}
+
+#[test]
+fn without_the_depth_control_an_undecided_run_says_the_control_would_decide() {
+    let ind = Indicators {
+        depth_control_loss_to_chance: None,
+        depth_control_model: None,
+        // Near chance, data with signal, normal steps: model-cannot-extract.
+        loss_to_chance: Some(0.95),
+        loss_drop: Some(0.0),
+        update_ratio: Some(1e-3),
+        ..trailing_its_reference(0.95, 0.3)
+    };
+    let d = decide(&ind, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::ModelCannotExtract, "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("depth control was not run")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+#[test]
+fn at_initialisation_only_gradient_flow_decides() {
+    let grows = Indicators {
+        kappa: Some(-0.25),
+        kappa_r2: Some(0.99),
+        attenuation: Some(-0.25 * 26.0),
+        loss_to_chance: Some(1.0),
+        at_init: true,
+        ..Default::default()
+    };
+    let d = decide(&grows, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::Exploding);
+    assert!(
+        d.reasons[0].contains("at initialisation"),
+        "{:?}",
+        d.reasons
+    );
+    // Loss at chance is no evidence at step 0: flat flow is healthy.
+    let flat = Indicators {
+        at_init: true,
+        loss_to_chance: Some(1.0),
+        ..healthy_flow()
+    };
+    let d = decide(&flat, &Thresholds::default());
+    assert_eq!(d.verdict, Verdict::Healthy, "{d:?}");
+    assert!(d
+        .reasons
+        .iter()
+        .any(|r| r.contains("loss-based gates do not apply")));
+}

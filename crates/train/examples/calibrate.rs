@@ -71,6 +71,7 @@ fn knobs() -> Vec<Knob> {
         knob!(fitted_loss_to_chance, Move::Scale),
         knob!(overfit_gap, Move::Scale),
         knob!(min_confidence, Move::Scale),
+        knob!(degradation_gap, Move::Scale),
     ]
 }
 

@@ -6,7 +6,9 @@
 //! [`ModelRecorder`] (or gradlab-diag's `Recorder`) and
 //! [`gradlab_diag::diagnose`].
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use gradlab_arch::{Classifier, LayerKind};
 use gradlab_data::{Dataset, ShuffledLabels};
@@ -23,7 +25,38 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::optimizer::OptimizerSpec;
 use crate::record::{ModelRecorder, RecorderOptions};
-use crate::step::{forward_backward, Trainer};
+use crate::step::{forward_backward, step_seed, Trainer};
+
+/// Builds a network; the depth control's reference is made by one.
+pub type BuildModel =
+    Arc<dyn Fn() -> std::result::Result<Box<dyn Classifier<f32>>, String> + Send + Sync>;
+
+/// The depth control's reference network: the residual twin of a plain
+/// network, or the same family at a much smaller depth. It trains for the
+/// same steps, with the same optimizer, batches and seed, and its training
+/// loss is compared with the run's (the `degradation` verdict).
+#[derive(Clone)]
+pub struct DepthReference {
+    /// What it is (e.g. its model SPEC), quoted in the reasons.
+    pub name: String,
+    /// Makes a fresh reference network.
+    pub build: BuildModel,
+}
+
+impl fmt::Debug for DepthReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DepthReference")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two references are the same when they have the same name.
+impl PartialEq for DepthReference {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
 
 /// Settings of a diagnosed run.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +79,8 @@ pub struct RunConfig {
     pub probe: bool,
     /// Run the label-shuffle control (a second run on permuted labels).
     pub shuffle_control: bool,
+    /// Run the depth control (a reference network on the same data).
+    pub depth_control: Option<DepthReference>,
     /// What the recorder looks at.
     pub recorder: RecorderOptions,
     /// How the verdict is reached.
@@ -70,6 +105,7 @@ impl Default for RunConfig {
             eval_examples: 512,
             probe: true,
             shuffle_control: false,
+            depth_control: None,
             recorder: RecorderOptions {
                 forward_stats_every: 10,
                 ..Default::default()
@@ -84,7 +120,7 @@ impl Default for RunConfig {
 /// Where a run is, for progress display.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunProgress {
-    /// `"train"`, `"shuffle-control"` or `"probe"`.
+    /// `"train"`, `"init"`, `"shuffle-control"`, `"depth-control"` or `"probe"`.
     pub phase: &'static str,
     /// Steps done in this phase.
     pub step: usize,
@@ -211,40 +247,16 @@ pub fn probe_datasets(
     )?))
 }
 
-/// Trains a fresh model from `make_model` on `train` for `config.steps`
-/// steps with diagnostics on, checks it on `val`, optionally runs the data
-/// probe and the label-shuffle control, and diagnoses the run.
-///
-/// Depth positions default to the network's block outputs; dead and
-/// saturated units are counted on the outputs of its activation layers
-/// (of the recorder's `activation`, or of the network's most common one
-/// when that is not given); networks with auxiliary heads train on the
-/// combined loss. With [`RunConfig::history_file`] the history is written
-/// to that file line by line as the run goes (the probe and the shuffle
-/// control when they are done).
-///
-/// # Errors
-/// [`TrainError::Model`] when the factory fails; training, data and recording
-/// errors. A step whose loss or gradients are not finite ends training
-/// early (it is recorded, and the diagnosis says `exploding`).
-pub fn run_diagnosed<M, E>(
-    make_model: &dyn Fn() -> std::result::Result<M, E>,
+/// A recorder for `model`'s run on `train`: depth positions at the block
+/// outputs, dead and saturated units counted on the outputs of the
+/// network's activation layers (of the configured kind, or of its most
+/// common one), the run line filled in, streaming when asked.
+fn prepare_recorder<M: Classifier<f32> + ?Sized>(
+    model: &M,
     train: &dyn Dataset,
-    val: &dyn Dataset,
     config: &RunConfig,
-    progress: &mut dyn FnMut(&RunProgress),
-) -> Result<DiagnosedRun>
-where
-    M: Classifier<f32>,
-    E: std::fmt::Display,
-{
-    let build = || {
-        make_model().map_err(|e| TrainError::Model {
-            reason: e.to_string(),
-        })
-    };
+) -> Result<ModelRecorder> {
     let k = train.num_classes();
-    let mut model = build()?;
     let mut recorder_options = config.recorder.clone();
     if recorder_options.positions.is_empty() {
         recorder_options.positions = model.block_names();
@@ -290,6 +302,45 @@ where
     if let Some(path) = &config.history_file {
         recorder.stream_to(path)?;
     }
+
+    Ok(recorder)
+}
+
+/// Trains a fresh model from `make_model` on `train` for `config.steps`
+/// steps with diagnostics on, checks it on `val`, optionally runs the data
+/// probe and the label-shuffle control, and diagnoses the run.
+///
+/// Depth positions default to the network's block outputs; dead and
+/// saturated units are counted on the outputs of its activation layers
+/// (of the recorder's `activation`, or of the network's most common one
+/// when that is not given); networks with auxiliary heads train on the
+/// combined loss. With [`RunConfig::history_file`] the history is written
+/// to that file line by line as the run goes (the probe and the shuffle
+/// control when they are done).
+///
+/// # Errors
+/// [`TrainError::Model`] when the factory fails; training, data and recording
+/// errors. A step whose loss or gradients are not finite ends training
+/// early (it is recorded, and the diagnosis says `exploding`).
+pub fn run_diagnosed<M, E>(
+    make_model: &dyn Fn() -> std::result::Result<M, E>,
+    train: &dyn Dataset,
+    val: &dyn Dataset,
+    config: &RunConfig,
+    progress: &mut dyn FnMut(&RunProgress),
+) -> Result<DiagnosedRun>
+where
+    M: Classifier<f32>,
+    E: std::fmt::Display,
+{
+    let build = || {
+        make_model().map_err(|e| TrainError::Model {
+            reason: e.to_string(),
+        })
+    };
+    let k = train.num_classes();
+    let mut model = build()?;
+    let mut recorder = prepare_recorder(&model, train, config)?;
 
     let mut trainer = Trainer::new(&config.optimizer, config.seed)?.with_taps(true);
     let mut stream = BatchStream::new(train, config.batch_size, config.seed)?;
@@ -343,28 +394,124 @@ where
     if config.shuffle_control {
         let shuffled = ShuffledLabels::new(train, config.seed ^ 0x5eed_5eed);
         let mut control = build()?;
-        let mut trainer = Trainer::new(&config.optimizer, config.seed)?;
-        let mut stream = BatchStream::new(&shuffled, config.batch_size, config.seed)?;
-        let mut losses = Vec::with_capacity(config.steps);
-        for step in 0..config.steps {
-            let out = trainer.step(&mut control, stream.next_batch()?)?;
-            losses.push((step, out.loss));
-            progress(&RunProgress {
-                phase: "shuffle-control",
-                step: step + 1,
-                total: config.steps,
-                loss: out.loss,
-            });
-            if out.non_finite.is_some() {
-                break;
-            }
-        }
+        let losses = control_losses(&mut control, &shuffled, config, "shuffle-control", progress)?;
         recorder.set_shuffle_control(losses)?;
+    }
+
+    if let Some(reference) = &config.depth_control {
+        let mut net = (reference.build)().map_err(|reason| TrainError::Model {
+            reason: format!("the depth control's reference {}: {reason}", reference.name),
+        })?;
+        let losses = control_losses(&mut net, train, config, "depth-control", progress)?;
+        recorder.set_depth_control(reference.name.clone(), losses)?;
     }
 
     let history = recorder.into_history();
     let diagnosis = diagnose_with(&history, &config.diagnose)?;
     Ok(DiagnosedRun { diagnosis, history })
+}
+
+/// Diagnoses a fresh network from `make_model` at initialisation, without
+/// training: `batches` training batches (of `config.batch_size`, drawn with
+/// `config.seed`) go forward and backward through the same initial
+/// parameters, the recorder takes each one's depth profile (recorded as
+/// steps `0..batches`), and the verdict is reached with
+/// [`DiagnoseOptions::at_init`]: over all of them, by the numerics and
+/// gradient-flow gates alone. This is the tool for claims about
+/// initialisation; the window of a trained run describes the network after
+/// its updates.
+///
+/// # Errors
+/// [`TrainError::Spec`] when `batches` is 0; as [`run_diagnosed`].
+pub fn diagnose_at_init<M, E>(
+    make_model: &dyn Fn() -> std::result::Result<M, E>,
+    train: &dyn Dataset,
+    config: &RunConfig,
+    batches: usize,
+    progress: &mut dyn FnMut(&RunProgress),
+) -> Result<DiagnosedRun>
+where
+    M: Classifier<f32>,
+    E: std::fmt::Display,
+{
+    if batches == 0 {
+        return Err(TrainError::Spec(
+            "a diagnosis at initialisation needs at least 1 batch".into(),
+        ));
+    }
+    let mut model = make_model().map_err(|e| TrainError::Model {
+        reason: e.to_string(),
+    })?;
+    let mut recorder = prepare_recorder(&model, train, config)?;
+    let mut stream = BatchStream::new(train, config.batch_size, config.seed)?;
+    for j in 0..batches {
+        let batch = stream.next_batch()?;
+        let pass = forward_backward(
+            &mut model,
+            batch.images,
+            &batch.labels,
+            step_seed(config.seed, j as u64),
+            true,
+        )?;
+        let tap_grads = pass
+            .tap_grads
+            .as_ref()
+            .expect("forward_backward keeps tap gradients when asked");
+        let record = recorder.record(
+            j,
+            &model,
+            &pass.cx,
+            &pass.grads,
+            tap_grads,
+            Some(pass.accuracy),
+        )?;
+        let non_finite = record.non_finite;
+        progress(&RunProgress {
+            phase: "init",
+            step: j + 1,
+            total: batches,
+            loss: pass.loss,
+        });
+        if non_finite {
+            break;
+        }
+    }
+    let history = recorder.into_history();
+    let options = DiagnoseOptions {
+        at_init: true,
+        ..config.diagnose.clone()
+    };
+    let diagnosis = diagnose_with(&history, &options)?;
+    Ok(DiagnosedRun { diagnosis, history })
+}
+
+/// Trains a control network (`model`) on `data` with the run's optimizer,
+/// batch size and seed, and returns its per-step training losses (up to
+/// the first non-finite one).
+fn control_losses(
+    model: &mut dyn Classifier<f32>,
+    data: &dyn Dataset,
+    config: &RunConfig,
+    phase: &'static str,
+    progress: &mut dyn FnMut(&RunProgress),
+) -> Result<Vec<(usize, f64)>> {
+    let mut trainer = Trainer::new(&config.optimizer, config.seed)?;
+    let mut stream = BatchStream::new(data, config.batch_size, config.seed)?;
+    let mut losses = Vec::with_capacity(config.steps);
+    for step in 0..config.steps {
+        let out = trainer.step(model, stream.next_batch()?)?;
+        losses.push((step, out.loss));
+        progress(&RunProgress {
+            phase,
+            step: step + 1,
+            total: config.steps,
+            loss: out.loss,
+        });
+        if out.non_finite.is_some() {
+            break;
+        }
+    }
+    Ok(losses)
 }
 
 fn held_out_check<M: Classifier<f32> + ?Sized>(

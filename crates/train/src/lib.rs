@@ -77,7 +77,8 @@ pub mod suite;
 
 pub use batches::BatchStream;
 pub use diagnosed::{
-    flat_params, probe_datasets, run_diagnosed, DiagnosedRun, RunConfig, RunProgress,
+    diagnose_at_init, flat_params, probe_datasets, run_diagnosed, BuildModel, DepthReference,
+    DiagnosedRun, RunConfig, RunProgress,
 };
 pub use epochs::{
     train_epochs, train_epochs_on, EpochConfig, Flow, RunFiles, TrainEvent, TrainOutcome,

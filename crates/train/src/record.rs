@@ -289,6 +289,14 @@ impl ModelRecorder {
         Ok(self.recorder.set_shuffle_control(losses)?)
     }
 
+    /// Sets the depth control's reference and its losses (streamed when streaming).
+    ///
+    /// # Errors
+    /// File errors.
+    pub fn set_depth_control(&mut self, model: String, losses: Vec<(usize, f64)>) -> Result<()> {
+        Ok(self.recorder.set_depth_control(model, losses)?)
+    }
+
     /// The history so far.
     pub fn history(&self) -> &History {
         self.recorder.history()

@@ -20,9 +20,14 @@
 //! | C1 | S5 with the learning rate divided by 1000 | `lr-too-small` |
 //! | C2 | plain ReLU MLP with every bias at -2 | `dead-units` |
 //! | C3 | plain ReLU CNN, 20 layers, with BatchNorm, clean patterns, lr 0.01 | anything but `vanishing` |
+//! | D1 | plain twin of ResNet-32 (BatchNorm, width 8) on the digits, depth control: its residual twin | `degradation` |
+//! | D2 | ResNet-32 (BatchNorm, width 8) on the digits, depth control: ResNet-8 | `healthy` |
+//! | D3 | D1 on clean patterns | `degradation` |
+//! | D4 | D2 on clean patterns | `healthy` |
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use gradlab_arch::{PlainCnn, PlainCnnConfig, PlainMlp, PlainMlpConfig, ResNet, ResNetConfig};
 use gradlab_data::{
@@ -36,7 +41,7 @@ use gradlab_diag::{
     diagnose_with, DiagnoseOptions, Diagnosis, History, RunInfo, Thresholds, Verdict,
 };
 
-use crate::diagnosed::{run_diagnosed, DiagnosedRun, RunConfig, RunProgress};
+use crate::diagnosed::{run_diagnosed, DepthReference, DiagnosedRun, RunConfig, RunProgress};
 use crate::error::Result;
 use crate::optimizer::OptimizerSpec;
 use crate::record::RecorderOptions;
@@ -64,6 +69,14 @@ pub enum Scenario {
     C2,
     /// Deep plain CNN with BatchNorm: not vanishing.
     C3,
+    /// Plain twin of ResNet-32 on the digits against its residual twin: degradation.
+    D1,
+    /// ResNet-32 on the digits against ResNet-8: healthy.
+    D2,
+    /// D1 on clean patterns: degradation.
+    D3,
+    /// D2 on clean patterns: healthy.
+    D4,
 }
 
 /// The verdicts a scenario accepts.
@@ -108,6 +121,42 @@ pub fn suite_resnet(seed: u64, num_classes: usize) -> gradlab_arch::Result<ResNe
     cfg.in_channels = 1;
     cfg.num_classes = num_classes;
     ResNet::new(&Scope::new(seed), &cfg)
+}
+
+/// The deep networks of D1–D4: ResNet-`depth` of base width 8 (8/16/32
+/// channels, BatchNorm, option-A shortcuts) on one-channel 8x8 images, or
+/// its plain twin (the same layers without the shortcut additions).
+pub fn suite_deep_resnet(
+    seed: u64,
+    num_classes: usize,
+    depth: usize,
+    residual: bool,
+) -> gradlab_arch::Result<ResNet<f32>> {
+    let mut cfg = ResNetConfig::cifar(depth)?.with_width(8);
+    cfg.in_channels = 1;
+    cfg.num_classes = num_classes;
+    if !residual {
+        cfg = cfg.plain();
+    }
+    ResNet::new(&Scope::new(seed), &cfg)
+}
+
+/// The depth control of D1–D4: the residual twin of the plain network, or
+/// ResNet-8 for the residual one.
+fn deep_reference(seed: u64, num_classes: usize, residual: bool) -> DepthReference {
+    let (name, depth) = if residual {
+        ("ResNet-8 (width 8)", 8)
+    } else {
+        ("its residual twin ResNet-32 (width 8)", 32)
+    };
+    DepthReference {
+        name: name.into(),
+        build: Arc::new(move || {
+            suite_deep_resnet(seed, num_classes, depth, true)
+                .map(|n| Box::new(n) as Box<dyn gradlab_arch::Classifier<f32>>)
+                .map_err(|e| e.to_string())
+        }),
+    }
 }
 
 /// The deep plain sigmoid MLP of S1 (and of the contrast): 20 linear layers
@@ -186,7 +235,7 @@ fn base_config(seed: u64, activation: ActivationKind) -> RunConfig {
 
 impl Scenario {
     /// Every scenario, in the order of the table in docs/diagnostics.md.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
@@ -197,6 +246,10 @@ impl Scenario {
         Scenario::C1,
         Scenario::C2,
         Scenario::C3,
+        Scenario::D1,
+        Scenario::D2,
+        Scenario::D3,
+        Scenario::D4,
     ];
 
     /// The id (`"S1"`, ..., `"C3"`).
@@ -212,6 +265,10 @@ impl Scenario {
             Scenario::C1 => "C1",
             Scenario::C2 => "C2",
             Scenario::C3 => "C3",
+            Scenario::D1 => "D1",
+            Scenario::D2 => "D2",
+            Scenario::D3 => "D3",
+            Scenario::D4 => "D4",
         }
     }
 
@@ -235,6 +292,14 @@ impl Scenario {
             Scenario::C1 => "S5 with the learning rate / 1000",
             Scenario::C2 => "plain ReLU MLP 6x32 with biases at -2, clean patterns",
             Scenario::C3 => "plain ReLU CNN 20x8 with BatchNorm, clean patterns, lr 0.01",
+            Scenario::D1 => {
+                "plain twin of ResNet-32 (width 8, BN) on digits, against its residual twin"
+            }
+            Scenario::D2 => "ResNet-32 (width 8, BN) on digits, against ResNet-8",
+            Scenario::D3 => {
+                "plain twin of ResNet-32 (width 8, BN) on clean patterns, against its residual twin"
+            }
+            Scenario::D4 => "ResNet-32 (width 8, BN) on clean patterns, against ResNet-8",
         }
     }
 
@@ -249,6 +314,8 @@ impl Scenario {
             Scenario::C1 => Expected::Is(Verdict::LrTooSmall),
             Scenario::C2 => Expected::Is(Verdict::DeadUnits),
             Scenario::C3 => Expected::Not(Verdict::Vanishing),
+            Scenario::D1 | Scenario::D3 => Expected::Is(Verdict::Degradation),
+            Scenario::D2 | Scenario::D4 => Expected::Is(Verdict::Healthy),
         }
     }
 
@@ -432,6 +499,27 @@ impl Scenario {
                 };
                 run_diagnosed(&make, &train, &val, &recorded(cfg), progress)
             }
+            Scenario::D1 | Scenario::D2 | Scenario::D3 | Scenario::D4 => {
+                let residual = matches!(self, Scenario::D2 | Scenario::D4);
+                let (train, val) = if matches!(self, Scenario::D1 | Scenario::D2) {
+                    let digits = Digits::new(DigitsConfig::default())?;
+                    let (train, val) = train_val_split(digits, 0.2, seed)?;
+                    standardized(train, val)?
+                } else {
+                    clean_patterns(seed)?
+                };
+                let cfg = RunConfig {
+                    depth_control: Some(deep_reference(seed, k, residual)),
+                    ..base_config(seed, ActivationKind::Relu)
+                };
+                run_diagnosed(
+                    &|| suite_deep_resnet(seed, k, 32, residual),
+                    &train,
+                    &val,
+                    &recorded(cfg),
+                    progress,
+                )
+            }
         }
     }
 }
@@ -492,7 +580,7 @@ impl SuiteRun {
 }
 
 /// The verdicts in the column order of [`confusion_matrix`].
-pub const VERDICT_COLUMNS: [Verdict; 10] = [
+pub const VERDICT_COLUMNS: [Verdict; 11] = [
     Verdict::Vanishing,
     Verdict::Exploding,
     Verdict::DeadUnits,
@@ -500,6 +588,7 @@ pub const VERDICT_COLUMNS: [Verdict; 10] = [
     Verdict::LrTooSmall,
     Verdict::ModelCannotExtract,
     Verdict::SlowButLearning,
+    Verdict::Degradation,
     Verdict::Overfitting,
     Verdict::Healthy,
     Verdict::Inconclusive,

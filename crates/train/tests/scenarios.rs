@@ -18,7 +18,7 @@ use gradlab_train::suite::{confusion_matrix, Scenario, SuiteRun};
 
 const SEEDS: [u64; 3] = [0, 1, 2];
 
-static RUNS: [OnceLock<Vec<SuiteRun>>; 10] = [const { OnceLock::new() }; 10];
+static RUNS: [OnceLock<Vec<SuiteRun>>; 14] = [const { OnceLock::new() }; 14];
 
 /// The scenario's runs, trained on first use.
 fn runs(s: Scenario) -> &'static [SuiteRun] {
@@ -162,6 +162,44 @@ fn c3_deep_plain_cnn_with_batch_norm_does_not_vanish() {
     for r in check(Scenario::C3) {
         let i = &r.diagnosis.indicators;
         assert!(i.attenuation.is_some_and(|a| a < 1.0), "{}", explain(r));
+    }
+}
+
+#[test]
+fn d1_d3_deep_plain_networks_with_batch_norm_degrade_against_their_residual_twins() {
+    for s in [Scenario::D1, Scenario::D3] {
+        for r in check(s) {
+            let i = &r.diagnosis.indicators;
+            // Gradients flow (gate A passed) and the twin trains clearly better.
+            assert!(
+                i.attenuation.is_some_and(|a| a.abs() < 4.61),
+                "{}",
+                explain(r)
+            );
+            let (deep, twin) = (
+                i.loss_to_chance.unwrap(),
+                i.depth_control_loss_to_chance.unwrap(),
+            );
+            assert!(deep > twin, "{}", explain(r));
+            assert!(
+                r.diagnosis
+                    .reasons
+                    .iter()
+                    .any(|t| t.contains(&format!("{twin:.3}"))),
+                "the reasons quote the twin's loss: {}",
+                explain(r)
+            );
+        }
+    }
+}
+
+#[test]
+fn d2_d4_residual_twins_stay_healthy_against_a_shallower_resnet() {
+    for s in [Scenario::D2, Scenario::D4] {
+        for r in check(s) {
+            let i = &r.diagnosis.indicators;
+            assert!(i.depth_control_loss_to_chance.is_some(), "{}", explain(r));
+        }
     }
 }
 

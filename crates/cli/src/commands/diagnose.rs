@@ -8,8 +8,11 @@ use gradlab_diag::plot::{depth_profile_svg, profile_steps};
 use gradlab_diag::{
     data_probe, diagnose_with, read_history, DiagnoseOptions, ProbeOptions, RunInfo,
 };
+use std::sync::Arc;
+
 use gradlab_train::{
-    probe_datasets, run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig,
+    diagnose_at_init, probe_datasets, run_diagnosed, DepthReference, DiagnosedRun, OptimizerSpec,
+    RecorderOptions, RunConfig, RunProgress,
 };
 use ndarray::{Array1, Array2};
 
@@ -17,7 +20,7 @@ use crate::error::CliError;
 
 use crate::data_spec::build_data;
 use crate::error::Result;
-use crate::model_spec::build_model;
+use crate::model_spec::{build_model, depth_reference};
 use crate::output::{check_output, write_file, write_json};
 use crate::progress::bar;
 use crate::terminal::{self, list_item, paragraph};
@@ -39,6 +42,11 @@ pub struct DiagnoseArgs {
     pub seed: u64,
     /// Run the label-shuffle control.
     pub shuffle_control: bool,
+    /// Run the depth control against this reference SPEC (`auto`: the
+    /// default reference of [`depth_reference`]).
+    pub depth_control: Option<String>,
+    /// Diagnose at initialisation from this many batches instead of training.
+    pub at_init: Option<usize>,
     /// Write the diagnosis as JSON here.
     pub json: Option<PathBuf>,
     /// Write the depth-profile plot into this folder.
@@ -75,12 +83,39 @@ pub fn diagnose(args: &DiagnoseArgs) -> Result<DiagnosedRun> {
         )));
     }
     let probe = build_model(&args.model, shape, classes, args.seed)?;
+    let depth_control = match args.depth_control.as_deref() {
+        None => None,
+        Some(spec) => {
+            let spec = match spec {
+                "auto" => depth_reference(&args.model)?,
+                given => given.to_string(),
+            };
+            // A reference that cannot be built is refused before training.
+            build_model(&spec, shape, classes, args.seed)?;
+            let seed = args.seed;
+            let name = spec.clone();
+            Some(DepthReference {
+                name,
+                build: Arc::new(move || {
+                    build_model(&spec, shape, classes, seed)
+                        .map(|m| m.net)
+                        .map_err(|e| e.to_string())
+                }),
+            })
+        }
+    };
+    if args.at_init == Some(0) {
+        return Err(CliError::Usage(
+            "diagnose: --at-init needs at least 1 batch".into(),
+        ));
+    }
     let config = RunConfig {
         steps: args.steps,
         batch_size: args.batch.min(data.train.len()),
         optimizer: args.optimizer,
         seed: args.seed,
         shuffle_control: args.shuffle_control,
+        depth_control,
         recorder: RecorderOptions {
             activation: Some(probe.activation),
             forward_stats_every: 10,
@@ -95,25 +130,28 @@ pub fn diagnose(args: &DiagnoseArgs) -> Result<DiagnosedRun> {
         },
         ..RunConfig::default()
     };
-    let pb = bar(args.steps as u64, "train");
-    let mut phase = "train";
-    let run = run_diagnosed(
-        &|| build_model(&args.model, shape, classes, args.seed).map(|m| m.net),
-        &*data.train,
-        &*data.val,
-        &config,
-        &mut |p| {
-            if p.phase != phase {
-                phase = p.phase;
-                pb.set_prefix(p.phase);
-                pb.set_length(p.total as u64);
-            }
-            pb.set_position(p.step as u64);
-            if p.loss.is_finite() {
-                pb.set_message(format!("loss {:.4}", p.loss));
-            }
-        },
-    );
+    let make = || build_model(&args.model, shape, classes, args.seed).map(|m| m.net);
+    let (total, first) = match args.at_init {
+        Some(n) => (n, "init"),
+        None => (args.steps, "train"),
+    };
+    let pb = bar(total as u64, first);
+    let mut phase = first;
+    let mut show = |p: &RunProgress| {
+        if p.phase != phase {
+            phase = p.phase;
+            pb.set_prefix(p.phase);
+            pb.set_length(p.total as u64);
+        }
+        pb.set_position(p.step as u64);
+        if p.loss.is_finite() {
+            pb.set_message(format!("loss {:.4}", p.loss));
+        }
+    };
+    let run = match args.at_init {
+        Some(batches) => diagnose_at_init(&make, &*data.train, &config, batches, &mut show),
+        None => run_diagnosed(&make, &*data.train, &*data.val, &config, &mut show),
+    };
     pb.finish_and_clear();
     Ok(run?)
 }

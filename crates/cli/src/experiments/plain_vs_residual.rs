@@ -1,30 +1,40 @@
 //! Experiment 2: how skip connections carry gradient back through deep
 //! networks. Residual networks and their plain twins (same layers, same
 //! names, no shortcut additions) of several depths, with and without
-//! BatchNorm: the gradient of every layer from input to output at
-//! initialisation and after training, the depth slope, and the curves.
+//! BatchNorm, over several seeds: the depth profile and verdict at
+//! initialisation (no update made), then the same after training, where
+//! each plain network's depth control is its residual twin.
 
-use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig};
+use gradlab_diag::depth_profile::depth_slope;
+use gradlab_diag::stats::{mean_interval, paired_difference, MeanInterval};
+use gradlab_diag::{diagnose_with, DepthControl, DiagnoseOptions, Verdict};
+use gradlab_train::{
+    diagnose_at_init, probe_datasets, run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions,
+    RunConfig,
+};
 use serde_json::json;
 
 use crate::charts::{line_chart, Line, LineChartStyle, XAxis};
 use crate::data_spec::build_data;
 use crate::error::Result;
-use crate::experiments::{num, verdict_cell, Size};
+use crate::experiments::{every, key_reason, mean_pm, num, Size};
 use crate::model_spec::build_model;
 use crate::progress::bar;
 use crate::report::{Plot, Section, Table};
 
-struct Run {
+/// Batches of the diagnosis at initialisation.
+const INIT_BATCHES: usize = 4;
+
+/// One network of the sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Net {
     depth: usize,
     residual: bool,
     bn: bool,
-    model: String,
-    run: DiagnosedRun,
 }
 
-impl Run {
-    fn label(&self) -> String {
+impl Net {
+    fn label(self) -> String {
         format!(
             "{}-{}",
             if self.residual { "ResNet" } else { "plain" },
@@ -32,36 +42,307 @@ impl Run {
         )
     }
 
-    /// Per-layer weight-gradient RMS at a recorded step (input to output).
-    fn grads_at(&self, first: bool) -> Vec<f64> {
-        let steps = &self.run.history.steps;
-        let s = if first { steps.first() } else { steps.last() };
-        s.map(|s| s.layers.iter().map(|l| l.grad_rms).collect())
-            .unwrap_or_default()
+    fn spec(self) -> String {
+        format!(
+            "{}:depth={},bn={}",
+            if self.residual {
+                "resnet"
+            } else {
+                "plain-resnet"
+            },
+            self.depth,
+            self.bn
+        )
     }
 
-    /// Per-block activation-gradient RMS at a recorded step (input to output).
-    fn act_grads_at(&self, first: bool) -> Vec<f64> {
-        let steps = &self.run.history.steps;
-        let s = if first { steps.first() } else { steps.last() };
-        s.map(|s| s.positions.iter().map(|p| p.act_grad_rms).collect())
-            .unwrap_or_default()
-    }
-
-    /// The step at which the loss or a gradient became non-finite.
-    fn diverged_at(&self) -> Option<usize> {
-        self.run.diagnosis.indicators.first_non_finite_step
-    }
-
-    /// First-layer over last-hidden-layer gradient RMS.
-    fn first_over_last(&self, first: bool) -> f64 {
-        let g = self.grads_at(first);
-        // The last entry is the classifier; compare the first conv with the last conv.
-        match (g.first(), g.len().checked_sub(2).and_then(|i| g.get(i))) {
-            (Some(&a), Some(&b)) if b > 0.0 => a / b,
-            _ => f64::NAN,
+    fn twin(self) -> Net {
+        Net {
+            residual: !self.residual,
+            ..self
         }
     }
+}
+
+/// One network with one seed: at initialisation and after training.
+struct Trial {
+    seed: u64,
+    init: DiagnosedRun,
+    trained: DiagnosedRun,
+}
+
+impl Trial {
+    /// The step at which the loss or a gradient became non-finite.
+    fn diverged_at(&self) -> Option<usize> {
+        self.trained.diagnosis.indicators.first_non_finite_step
+    }
+
+    fn val_accuracy(&self) -> Option<f64> {
+        self.trained
+            .history
+            .checks
+            .last()
+            .and_then(|c| c.val_accuracy)
+    }
+
+    fn train_loss(&self) -> Option<f64> {
+        self.trained.history.checks.last().map(|c| c.train_loss)
+    }
+}
+
+/// A network over all seeds.
+struct Row {
+    net: Net,
+    trials: Vec<Trial>,
+}
+
+/// The numbers of a row over its seeds.
+#[derive(Debug, Clone, PartialEq)]
+struct Summary {
+    kappa_init: Option<MeanInterval>,
+    kappa_trained: Option<MeanInterval>,
+    train_loss: Option<MeanInterval>,
+    val_accuracy: Option<MeanInterval>,
+    verdicts_init: Vec<Verdict>,
+    verdicts_trained: Vec<Verdict>,
+    /// Steps at which runs diverged (one per diverged seed).
+    diverged: Vec<usize>,
+}
+
+/// Mean and interval of the finite values, `None` when there are none.
+fn interval(values: impl Iterator<Item = Option<f64>>) -> Option<MeanInterval> {
+    let v: Vec<f64> = values.flatten().filter(|x| x.is_finite()).collect();
+    mean_interval(&v).ok()
+}
+
+impl Row {
+    fn summary(&self) -> Summary {
+        let t = &self.trials;
+        Summary {
+            kappa_init: interval(t.iter().map(|x| x.init.diagnosis.indicators.kappa)),
+            // A run that blew up has no trained profile to speak of.
+            kappa_trained: interval(
+                t.iter()
+                    .filter(|x| x.diverged_at().is_none())
+                    .map(|x| x.trained.diagnosis.indicators.kappa),
+            ),
+            train_loss: interval(t.iter().map(Trial::train_loss)),
+            val_accuracy: interval(t.iter().map(Trial::val_accuracy)),
+            verdicts_init: t.iter().map(|x| x.init.diagnosis.verdict).collect(),
+            verdicts_trained: t.iter().map(|x| x.trained.diagnosis.verdict).collect(),
+            diverged: t.iter().filter_map(Trial::diverged_at).collect(),
+        }
+    }
+}
+
+/// "exploding in 5 of 5 seeds", "healthy in 3, exploding in 2 of 5 seeds".
+fn verdict_counts(verdicts: &[Verdict]) -> String {
+    let mut counts: Vec<(Verdict, usize)> = Vec::new();
+    for &v in verdicts {
+        match counts.iter_mut().find(|(x, _)| *x == v) {
+            Some(c) => c.1 += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{v} in {n}")).collect();
+    format!(
+        "{} of {} seed{}",
+        parts.join(", "),
+        verdicts.len(),
+        if verdicts.len() == 1 { "" } else { "s" }
+    )
+}
+
+/// Which way activation gradients go towards the input, from the interval
+/// of κ: a direction only when the interval excludes 0.
+fn direction(kappa: &MeanInterval) -> &'static str {
+    if kappa.upper() < 0.0 {
+        "grow towards the input"
+    } else if kappa.lower() > 0.0 {
+        "shrink towards the input"
+    } else {
+        "neither grow nor shrink measurably towards the input"
+    }
+}
+
+/// "lower than", "higher than" or "not measurably different from", from the
+/// interval of paired differences (first minus second).
+fn comparison(diff: &MeanInterval) -> &'static str {
+    if diff.upper() < 0.0 {
+        "lower than"
+    } else if diff.lower() > 0.0 {
+        "higher than"
+    } else {
+        "not measurably different from"
+    }
+}
+
+fn pm(iv: &Option<MeanInterval>) -> String {
+    iv.as_ref().map_or("-".into(), mean_pm)
+}
+
+/// The sentence about one network at initialisation.
+fn init_sentence(label: &str, s: &Summary) -> String {
+    match &s.kappa_init {
+        Some(k) => format!(
+            "at initialisation the activation gradients of {label} {} (κ = {} nats per block; verdict {})",
+            direction(k),
+            mean_pm(k),
+            verdict_counts(&s.verdicts_init)
+        ),
+        None => format!("at initialisation {label} has no measured depth profile"),
+    }
+}
+
+/// The sentence about one network after training.
+fn trained_sentence(label: &str, s: &Summary, window: &str) -> String {
+    let n = s.verdicts_trained.len();
+    if s.diverged.len() == n && n > 0 {
+        let mut steps = s.diverged.clone();
+        steps.sort_unstable();
+        steps.dedup();
+        let at: Vec<String> = steps.iter().map(|x| x.to_string()).collect();
+        return format!(
+            "{label} diverged in every seed (at step {}), so it has no trained profile",
+            at.join(" or ")
+        );
+    }
+    let mut out = match &s.kappa_trained {
+        Some(k) => format!(
+            "after training ({window}) its gradients {} (κ = {}), verdict {}",
+            direction(k),
+            mean_pm(k),
+            verdict_counts(&s.verdicts_trained)
+        ),
+        None => format!(
+            "after training, verdict {}",
+            verdict_counts(&s.verdicts_trained)
+        ),
+    };
+    if !s.diverged.is_empty() {
+        out.push_str(&format!(
+            " ({} of {n} seeds diverged and are left out of κ)",
+            s.diverged.len()
+        ));
+    }
+    out
+}
+
+/// Held-out accuracy of a plain network against its twin, paired by seed.
+fn accuracy_sentence(plain: &Row, residual: &Row) -> Option<String> {
+    let pairs: Vec<(f64, f64)> = plain
+        .trials
+        .iter()
+        .zip(&residual.trials)
+        .filter_map(|(p, r)| Some((p.val_accuracy()?, r.val_accuracy()?)))
+        .collect();
+    let (p, r): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+    let diff = paired_difference(&p, &r).ok()?;
+    let (pi, ri) = (mean_interval(&p).ok()?, mean_interval(&r).ok()?);
+    Some(format!(
+        "held-out accuracy of {} is {} {}'s ({} against {}; paired difference {})",
+        plain.net.label(),
+        comparison(&diff),
+        residual.net.label(),
+        mean_pm(&pi),
+        mean_pm(&ri),
+        mean_pm(&diff)
+    ))
+}
+
+/// Zero-padding taps of a 3x3 kernel (padding 1) on an `h`x`w` map, as a
+/// share of the 9, averaged over output positions.
+fn padding_share(h: usize, w: usize) -> f64 {
+    let inside = |n: usize, i: usize| {
+        (0..3)
+            .filter(|&d| {
+                let j = i as isize + d as isize - 1;
+                j >= 0 && (j as usize) < n
+            })
+            .count()
+    };
+    let total: usize = (0..h)
+        .flat_map(|i| (0..w).map(move |j| (i, j)))
+        .map(|(i, j)| inside(h, i) * inside(w, j))
+        .sum();
+    1.0 - total as f64 / (9 * h * w) as f64
+}
+
+/// Per-stage depth slopes of a run's profile (geometric mean over its
+/// steps), with each stage's map side: `(stage, side, κ)`.
+fn stage_slopes(run: &DiagnosedRun, input_side: usize) -> Vec<(String, usize, f64)> {
+    let steps = &run.history.steps;
+    let Some(first) = steps.first() else {
+        return Vec::new();
+    };
+    let profile: Vec<(String, f64)> = first
+        .positions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let logs: Vec<f64> = steps
+                .iter()
+                .filter_map(|s| s.positions.get(i))
+                .map(|x| x.act_grad_rms)
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map(f64::ln)
+                .collect();
+            let mean = logs.iter().sum::<f64>() / logs.len().max(1) as f64;
+            (p.name.clone(), mean.exp())
+        })
+        .collect();
+    let mut stages: Vec<String> = Vec::new();
+    for (name, _) in &profile {
+        let stage = name.split('.').next().unwrap_or(name).to_string();
+        if !stages.contains(&stage) {
+            stages.push(stage);
+        }
+    }
+    stages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, stage)| {
+            let values: Vec<f64> = profile
+                .iter()
+                .filter(|(n, _)| n.split('.').next() == Some(stage))
+                .map(|(_, v)| *v)
+                .collect();
+            let fit = depth_slope(&values).ok()?;
+            // Each stage after the first halves the map.
+            let side = input_side.div_ceil(1 << i).max(1);
+            Some((stage.clone(), side, fit.kappa))
+        })
+        .collect()
+}
+
+/// Which stage carries most of the slope, and why small maps matter.
+fn stage_sentence(label: &str, slopes: &[(String, usize, f64)]) -> Option<String> {
+    let (worst, side, kappa) = slopes.iter().max_by(|a, b| a.2.total_cmp(&b.2))?.clone();
+    let listed: Vec<String> = slopes
+        .iter()
+        .map(|(s, side, k)| format!("{s} ({side}x{side} maps) {}", num(*k)))
+        .collect();
+    let others_max = slopes
+        .iter()
+        .filter(|(s, _, _)| *s != worst)
+        .map(|x| x.2)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut out = format!(
+        "Per stage, the slope of {label} at initialisation (nats per block, first seed) is {}",
+        listed.join(", ")
+    );
+    if kappa > 0.0 && kappa > 2.0 * others_max.max(0.0) {
+        out.push_str(&format!(
+            ": most of it comes from {worst}, whose {side}x{side} maps put {:.0}% of a 3x3 kernel's taps on zero padding (against {:.0}% at {}x{}); part of the plain network's attenuation here is an artefact of the small images.",
+            100.0 * padding_share(side, side),
+            100.0 * padding_share(slopes[0].1, slopes[0].1),
+            slopes[0].1,
+            slopes[0].1
+        ));
+    } else {
+        out.push_str(": no single stage dominates.");
+    }
+    Some(out)
 }
 
 /// Runs the sweep.
@@ -74,119 +355,197 @@ pub fn run(size: &Size) -> Result<Section> {
     } else {
         vec![8, 20, 56]
     };
+    let seeds = size.seed_list();
     let steps = size.steps(12, 120);
-    let checks = steps.min(24);
+    let checks = steps.min(12);
     let data = build_data("digits", size.seed)?;
     let (shape, classes) = (data.input_shape(), data.num_classes());
-    let configs: Vec<(usize, bool, bool)> = [true, false]
+    // Residual first: its losses are the plain twin's depth control.
+    let nets: Vec<Net> = [true, false]
         .iter()
         .flat_map(|&bn| {
-            depths
-                .iter()
-                .flat_map(move |&d| [(d, false, bn), (d, true, bn)])
+            depths.iter().flat_map(move |&depth| {
+                [true, false].map(|residual| Net {
+                    depth,
+                    residual,
+                    bn,
+                })
+            })
         })
         .collect();
-    let pb = bar((configs.len() * steps) as u64, "plain/residual");
-    let mut runs = Vec::new();
-    for &(depth, residual, bn) in &configs {
-        let model = format!(
-            "{}:depth={depth},bn={bn}",
-            if residual { "resnet" } else { "plain-resnet" }
-        );
-        pb.set_message(model.clone());
-        let config = RunConfig {
-            steps,
-            batch_size: 32,
-            // Without BatchNorm the deep networks need a smaller step to stay finite.
-            optimizer: OptimizerSpec::sgd(if bn { 0.05 } else { 0.01 }),
-            seed: size.seed,
-            // Held-out checks every few steps draw the accuracy curves;
-            // 256 examples make each one cheap.
-            checks,
-            snr_batches: 0,
-            eval_examples: 256,
-            probe: false,
-            recorder: RecorderOptions {
-                forward_stats_every: 0,
-                ..Default::default()
-            },
-            ..RunConfig::default()
-        };
-        let done = pb.position();
-        let run = run_diagnosed(
-            &|| build_model(&model, shape, classes, size.seed).map(|m| m.net),
-            &*data.train,
-            &*data.val,
-            &config,
-            &mut |p| pb.set_position(done + p.step as u64),
-        )?;
-        pb.set_position(done + steps as u64);
-        runs.push(Run {
-            depth,
-            residual,
-            bn,
-            model,
-            run,
-        });
+    let pb = bar(
+        (seeds.len() * nets.len() * (steps + INIT_BATCHES)) as u64,
+        "plain/residual",
+    );
+    // The data probe depends on the data alone: once for every run.
+    let probe = probe_datasets(&*data.train, &*data.val, classes)?;
+    let mut rows: Vec<Row> = nets
+        .iter()
+        .map(|&net| Row {
+            net,
+            trials: Vec::new(),
+        })
+        .collect();
+    for &seed in &seeds {
+        for (i, &net) in nets.iter().enumerate() {
+            let spec = net.spec();
+            pb.set_message(format!("{spec}, seed {seed}"));
+            let make = || build_model(&spec, shape, classes, seed).map(|m| m.net);
+            let config = RunConfig {
+                steps,
+                batch_size: 32,
+                // Without BatchNorm the deep networks need a smaller step to stay finite.
+                optimizer: OptimizerSpec::sgd(if net.bn { 0.05 } else { 0.01 }),
+                seed,
+                // Held-out checks every few steps draw the accuracy curves;
+                // 256 examples make each one cheap.
+                checks,
+                snr_batches: 0,
+                eval_examples: 256,
+                // The probe is run once for all networks (below).
+                probe: false,
+                recorder: RecorderOptions {
+                    forward_stats_every: 0,
+                    ..Default::default()
+                },
+                ..RunConfig::default()
+            };
+            let base = pb.position();
+            let init = diagnose_at_init(&make, &*data.train, &config, INIT_BATCHES, &mut |_| {})?;
+            pb.set_position(base + INIT_BATCHES as u64);
+            let mut trained = run_diagnosed(&make, &*data.train, &*data.val, &config, &mut |p| {
+                if p.phase == "train" {
+                    pb.set_position(base + (INIT_BATCHES + p.step) as u64)
+                }
+            })?;
+            pb.set_position(base + (INIT_BATCHES + steps) as u64);
+            trained.history.probe = probe.clone();
+            if !net.residual {
+                // The twin trained on the same batches with the same seed and
+                // optimizer: exactly the depth control `run_diagnosed` would
+                // have trained, so its losses are reused.
+                let twin = rows
+                    .iter()
+                    .find(|r| r.net == net.twin())
+                    .and_then(|r| r.trials.iter().find(|t| t.seed == seed));
+                if let Some(twin) = twin {
+                    trained.history.depth_control = Some(DepthControl {
+                        model: format!("its residual twin {}", net.twin().spec()),
+                        losses: twin
+                            .trained
+                            .history
+                            .steps
+                            .iter()
+                            .map(|s| (s.step, s.loss))
+                            .collect(),
+                    });
+                }
+            }
+            trained.diagnosis = diagnose_with(&trained.history, &DiagnoseOptions::default())?;
+            rows[i].trials.push(Trial {
+                seed,
+                init,
+                trained,
+            });
+        }
     }
     pb.finish_and_clear();
 
+    let n = seeds.len();
+    let window = rows
+        .iter()
+        .flat_map(|r| &r.trials)
+        .find(|t| t.diverged_at().is_none())
+        .map_or("-".into(), |t| {
+            let w = t.trained.diagnosis.window;
+            format!("steps {}–{}", w[0], w[1])
+        });
     let mut table = Table::new(
-        "Gradient flow through depth: weight-gradient RMS of the first conv over the last conv, and the depth slope of activation gradients",
-        &["network", "BatchNorm", "first/last at init", "first/last after training", "κ (nats/block)", "attenuation (nats)", "final train loss", "held-out accuracy", "verdict"],
+        format!(
+            "Gradient flow through depth at initialisation ({INIT_BATCHES} batches, no update) and after {steps} steps (window {window}): mean ± 95% interval over {n} seed{}",
+            if n == 1 { "" } else { "s" }
+        ),
+        &[
+            "network",
+            "BatchNorm",
+            "κ at init (nats/block)",
+            "verdict at init",
+            "κ after training",
+            "train loss",
+            "held-out accuracy",
+            "verdict after training",
+        ],
     );
-    for r in &runs {
-        let d = &r.run.diagnosis;
-        let last = r.run.history.checks.last();
+    let summaries: Vec<Summary> = rows.iter().map(Row::summary).collect();
+    for (r, s) in rows.iter().zip(&summaries) {
+        let first_reason = r
+            .trials
+            .first()
+            .map(|t| format!("\nfirst seed: {}", key_reason(&t.trained.diagnosis)))
+            .unwrap_or_default();
         table.row(vec![
-            r.label(),
-            if r.bn { "yes" } else { "no" }.into(),
-            num(r.first_over_last(true)),
-            num(r.first_over_last(false)),
-            d.indicators.kappa.map_or("-".into(), num),
-            d.indicators.attenuation.map_or("-".into(), num),
-            last.map_or("-".into(), |c| num(c.train_loss)),
-            last.and_then(|c| c.val_accuracy).map_or("-".into(), num),
-            verdict_cell(d, false),
+            r.net.label(),
+            if r.net.bn { "yes" } else { "no" }.into(),
+            pm(&s.kappa_init),
+            verdict_counts(&s.verdicts_init),
+            pm(&s.kappa_trained),
+            pm(&s.train_loss),
+            pm(&s.val_accuracy),
+            format!("{}{first_reason}", verdict_counts(&s.verdicts_trained)),
         ]);
     }
 
-    // A plain network and its residual twin share a colour (one per depth):
-    // plain solid, residual dashed. Blocks are placed by relative depth, so
-    // networks of different depths span the same axis.
+    // Plots from the first seed. A plain network and its residual twin share
+    // a colour (one per depth): plain solid, residual dashed. Blocks are
+    // placed by relative depth, so networks of different depths span the
+    // same axis.
+    let first = seeds.first().copied().unwrap_or(size.seed);
     let colour = |d: usize| depths.iter().position(|&x| x == d);
+    let profile = |run: &DiagnosedRun| -> Vec<f64> {
+        run.history
+            .steps
+            .last()
+            .map(|s| s.positions.iter().map(|p| p.act_grad_rms).collect())
+            .unwrap_or_default()
+    };
     let mut plots = Vec::new();
     for bn in [true, false] {
-        for (first, when) in [(true, "at initialisation"), (false, "after training")] {
-            let lines: Vec<Line> = runs
+        for at_init in [true, false] {
+            let lines: Vec<Line> = rows
                 .iter()
-                .filter(|r| r.bn == bn)
-                .map(|r| {
-                    let g = r.act_grads_at(first);
+                .filter(|r| r.net.bn == bn)
+                .filter_map(|r| {
+                    let t = r.trials.first()?;
+                    let g = profile(if at_init { &t.init } else { &t.trained });
                     let span = g.len().saturating_sub(1).max(1) as f64;
-                    Line {
-                        label: r.label(),
+                    Some(Line {
+                        label: r.net.label(),
                         points: g
                             .iter()
                             .enumerate()
                             .map(|(i, &g)| (i as f64 / span, g))
                             .collect(),
-                        dashed: r.residual,
-                        colour: colour(r.depth),
-                        diverged_at: r.diverged_at(),
-                    }
+                        dashed: r.net.residual,
+                        colour: colour(r.net.depth),
+                        diverged_at: if at_init { None } else { t.diverged_at() },
+                    })
                 })
                 .collect();
             let tag = format!(
                 "{}_{}",
                 if bn { "bn" } else { "nobn" },
-                if first { "init" } else { "trained" }
+                if at_init { "init" } else { "trained" }
             );
             let with = if bn { "with" } else { "without" };
+            let when = if at_init {
+                "at initialisation".to_string()
+            } else {
+                format!("after {steps} steps")
+            };
             plots.push(Plot::new(
                 format!("plain_vs_residual_{tag}.svg"),
                 format!(
-                    "Back-propagated gradient RMS at every block's output against relative depth (0: the first block, next to the input; 1: the last), {when}, {with} BatchNorm. One colour per depth; solid: plain, dashed: its residual twin."
+                    "Back-propagated gradient RMS at every block's output against relative depth (0: the first block, next to the input; 1: the last), {when}, {with} BatchNorm, seed {first}. One colour per depth; solid: plain, dashed: its residual twin."
                 ),
                 line_chart(
                     &format!("Gradient per block {when}, {with} BatchNorm"),
@@ -202,26 +561,33 @@ pub fn run(size: &Size) -> Result<Section> {
         }
     }
     let deepest = *depths.last().unwrap_or(&8);
-    let curves: Vec<Line> = runs
+    let curves: Vec<Line> = rows
         .iter()
-        .filter(|r| r.depth == deepest)
-        .map(|r| Line {
-            label: format!("{}, {} BN", r.label(), if r.bn { "with" } else { "no" }),
-            points: r
-                .run
-                .history
-                .checks
-                .iter()
-                .filter_map(|c| Some((c.step as f64, c.val_accuracy?)))
-                .collect(),
-            dashed: r.residual,
-            colour: Some(usize::from(!r.bn)),
-            diverged_at: r.diverged_at(),
+        .filter(|r| r.net.depth == deepest)
+        .filter_map(|r| {
+            let t = r.trials.first()?;
+            Some(Line {
+                label: format!(
+                    "{}, {} BN",
+                    r.net.label(),
+                    if r.net.bn { "with" } else { "no" }
+                ),
+                points: t
+                    .trained
+                    .history
+                    .checks
+                    .iter()
+                    .filter_map(|c| Some((c.step as f64, c.val_accuracy?)))
+                    .collect(),
+                dashed: r.net.residual,
+                colour: Some(usize::from(!r.net.bn)),
+                diverged_at: t.diverged_at(),
+            })
         })
         .collect();
     plots.push(Plot::new(
         "plain_vs_residual_curves.svg",
-        format!("Held-out accuracy during training of the {deepest}-layer networks, checked {}. One colour per BatchNorm setting; solid: plain, dashed: residual.", crate::experiments::every(steps, checks)),
+        format!("Held-out accuracy during training of the {deepest}-layer networks, seed {first}, checked {}. One colour per BatchNorm setting; solid: plain, dashed: residual.", every(steps, checks)),
         line_chart(
             &format!("Held-out accuracy, depth {deepest}"),
             "step",
@@ -234,37 +600,74 @@ pub fn run(size: &Size) -> Result<Section> {
         )?,
     ));
 
-    let find = |d: usize, res: bool, bn: bool| {
-        runs.iter()
-            .find(|r| r.depth == d && r.residual == res && r.bn == bn)
+    let find = |depth: usize, residual: bool, bn: bool| {
+        rows.iter().zip(&summaries).find(|(r, _)| {
+            r.net
+                == Net {
+                    depth,
+                    residual,
+                    bn,
+                }
+        })
     };
     let mut interpretation = Vec::new();
-    if let (Some(p), Some(r)) = (find(deepest, false, false), find(deepest, true, false)) {
-        interpretation.push(format!(
-            "Without BatchNorm, at initialisation the first layer of the plain {deepest}-layer network receives {} of the gradient of its last layer; its residual twin, identical but for the shortcuts, {}. Activation gradients decay by κ = {} nats per block in the plain network against {} with shortcuts: the identity path carries ∂L/∂x_L back unattenuated.",
-            num(p.first_over_last(true)), num(r.first_over_last(true)),
-            p.run.diagnosis.indicators.kappa.map_or("-".into(), num),
-            r.run.diagnosis.indicators.kappa.map_or("-".into(), num)
+    for bn in [false, true] {
+        let (Some((p, ps)), Some((r, rs))) = (find(deepest, false, bn), find(deepest, true, bn))
+        else {
+            continue;
+        };
+        let with = if bn { "With" } else { "Without" };
+        let mut text = format!(
+            "{with} BatchNorm, {}; for its residual twin, {}. ",
+            init_sentence(&p.net.label(), ps),
+            init_sentence(&r.net.label(), rs)
+        );
+        text.push_str(&format!(
+            "For {}, {}; for {}, {}.",
+            p.net.label(),
+            trained_sentence(&p.net.label(), ps, &window),
+            r.net.label(),
+            trained_sentence(&r.net.label(), rs, &window)
         ));
+        if let Some(acc) = accuracy_sentence(p, r) {
+            text.push_str(&format!(" After {steps} steps the {acc}."));
+        }
+        interpretation.push(text);
     }
-    if let (Some(p), Some(r)) = (find(deepest, false, true), find(deepest, true, true)) {
-        interpretation.push(format!(
-            "With BatchNorm both keep healthy gradient norms (first/last {} plain, {} residual at init), as He et al. 2016 report; the plain network's trouble there is optimisation, not vanishing: held-out accuracy {} plain against {} residual after {steps} steps.",
-            num(p.first_over_last(true)), num(r.first_over_last(true)),
-            p.run.history.checks.last().and_then(|c| c.val_accuracy).map_or("-".into(), num),
-            r.run.history.checks.last().and_then(|c| c.val_accuracy).map_or("-".into(), num)
-        ));
+    let side = shape[1];
+    for bn in [false, true] {
+        if let Some((p, _)) = find(deepest, false, bn) {
+            if let Some(t) = p.trials.first() {
+                let label = format!(
+                    "{} {} BatchNorm",
+                    p.net.label(),
+                    if bn { "with" } else { "without" }
+                );
+                if let Some(s) = stage_sentence(&label, &stage_slopes(&t.init, side)) {
+                    interpretation.push(s);
+                }
+            }
+        }
     }
-    let results: Vec<_> = runs
+
+    let results: Vec<_> = rows
         .iter()
-        .map(|r| {
+        .zip(&summaries)
+        .map(|(r, s)| {
             json!({
-                "model": r.model, "depth": r.depth, "residual": r.residual, "batch_norm": r.bn,
-                "layer_grad_rms_init": r.grads_at(true), "layer_grad_rms_trained": r.grads_at(false),
-                "block_act_grad_rms_init": r.act_grads_at(true), "block_act_grad_rms_trained": r.act_grads_at(false),
-                "first_over_last_init": r.first_over_last(true), "first_over_last_trained": r.first_over_last(false),
-                "indicators": r.run.diagnosis.indicators, "verdict": r.run.diagnosis.verdict,
-                "checks": r.run.history.checks,
+                "model": r.net.spec(), "depth": r.net.depth, "residual": r.net.residual, "batch_norm": r.net.bn,
+                "kappa_init": s.kappa_init, "kappa_trained": s.kappa_trained,
+                "train_loss": s.train_loss, "val_accuracy": s.val_accuracy,
+                "verdicts_init": s.verdicts_init, "verdicts_trained": s.verdicts_trained,
+                "stage_slopes_init_first_seed": r.trials.first().map(|t| stage_slopes(&t.init, side)),
+                "seeds": r.trials.iter().map(|t| json!({
+                    "seed": t.seed,
+                    "init": {"indicators": t.init.diagnosis.indicators, "verdict": t.init.diagnosis.verdict,
+                             "block_act_grad_rms": profile(&t.init)},
+                    "trained": {"indicators": t.trained.diagnosis.indicators, "verdict": t.trained.diagnosis.verdict,
+                                "reasons": t.trained.diagnosis.reasons, "window": t.trained.diagnosis.window,
+                                "block_act_grad_rms": profile(&t.trained), "checks": t.trained.history.checks},
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -272,11 +675,121 @@ pub fn run(size: &Size) -> Result<Section> {
         id: "plain-vs-residual".into(),
         title: "2. Skip connections and gradient flow: ResNets against their plain twins".into(),
         setup: format!(
-            "CIFAR-style ResNets (option-A shortcuts) and their plain twins of depths {depths:?}, with and without BatchNorm, trained {steps} SGD steps (batch 32) on the embedded 8x8 digits."
+            "CIFAR-style ResNets (option-A shortcuts) and their plain twins of depths {depths:?}, with and without BatchNorm, on the embedded 8x8 digits, seeds {seeds:?}. Each network is diagnosed at initialisation ({INIT_BATCHES} batches through the initial weights, no update: only the gradient-flow gates decide), then trained {steps} SGD steps (batch 32) and diagnosed over the second half of training with the data probe; a plain network's depth control is its residual twin, trained on the same batches."
         ),
         interpretation,
         tables: vec![table],
         plots,
-        results: json!({ "steps": steps, "runs": results }),
+        results: json!({ "steps": steps, "seeds": seeds, "init_batches": INIT_BATCHES, "runs": results }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(v: &[f64]) -> MeanInterval {
+        mean_interval(v).unwrap()
+    }
+
+    #[test]
+    fn the_direction_follows_the_interval_of_kappa() {
+        assert_eq!(
+            direction(&iv(&[-0.25, -0.27, -0.24])),
+            "grow towards the input"
+        );
+        assert_eq!(
+            direction(&iv(&[0.4, 0.41, 0.39])),
+            "shrink towards the input"
+        );
+        assert!(direction(&iv(&[-0.2, 0.3, 0.01])).starts_with("neither"));
+    }
+
+    #[test]
+    fn verdict_counts_list_the_most_frequent_first() {
+        use Verdict::*;
+        assert_eq!(verdict_counts(&[Exploding; 5]), "exploding in 5 of 5 seeds");
+        assert_eq!(
+            verdict_counts(&[Healthy, Exploding, Healthy]),
+            "healthy in 2, exploding in 1 of 3 seeds"
+        );
+        assert_eq!(verdict_counts(&[Degradation]), "degradation in 1 of 1 seed");
+    }
+
+    fn summary(kappa_init: &[f64], verdicts_init: Vec<Verdict>) -> Summary {
+        Summary {
+            kappa_init: Some(iv(kappa_init)),
+            kappa_trained: Some(iv(&[0.01, -0.02, 0.0])),
+            train_loss: None,
+            val_accuracy: None,
+            verdicts_trained: vec![Verdict::Degradation; 3],
+            verdicts_init,
+            diverged: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_init_sentence_says_what_the_numbers_show() {
+        let grows = summary(&[-0.25, -0.26, -0.24], vec![Verdict::Exploding; 3]);
+        let text = init_sentence("plain-56", &grows);
+        assert!(text.contains("grow towards the input"), "{text}");
+        assert!(text.contains("exploding in 3 of 3"), "{text}");
+        assert!(!text.contains("healthy"), "{text}");
+        let flat = summary(&[-0.01, 0.02, 0.0], vec![Verdict::Healthy; 3]);
+        let text = init_sentence("plain-56", &flat);
+        assert!(text.contains("neither grow nor shrink"), "{text}");
+        assert!(text.contains("healthy in 3 of 3"), "{text}");
+    }
+
+    #[test]
+    fn the_trained_sentence_reports_divergence_instead_of_a_profile() {
+        let mut s = summary(&[0.1, 0.1, 0.1], vec![Verdict::Healthy; 3]);
+        let text = trained_sentence("ResNet-56", &s, "steps 60–119");
+        assert!(text.contains("degradation in 3 of 3"), "{text}");
+        s.diverged = vec![1, 2, 1];
+        s.verdicts_trained = vec![Verdict::Exploding; 3];
+        let text = trained_sentence("ResNet-56", &s, "steps 60–119");
+        assert!(
+            text.contains("diverged in every seed (at step 1 or 2)"),
+            "{text}"
+        );
+        assert!(!text.contains("κ ="), "{text}");
+    }
+
+    #[test]
+    fn comparisons_need_an_interval_that_excludes_zero() {
+        assert_eq!(comparison(&iv(&[-0.6, -0.62, -0.58])), "lower than");
+        assert_eq!(comparison(&iv(&[0.1, 0.12, 0.11])), "higher than");
+        assert_eq!(
+            comparison(&iv(&[-0.1, 0.1, 0.02])),
+            "not measurably different from"
+        );
+    }
+
+    #[test]
+    fn padding_share_counts_the_taps_off_the_map() {
+        assert!((padding_share(2, 2) - 5.0 / 9.0).abs() < 1e-12);
+        assert!((padding_share(1, 1) - 8.0 / 9.0).abs() < 1e-12);
+        // Interior positions of a large map see all nine taps.
+        assert!(padding_share(64, 64) < 0.05);
+    }
+
+    #[test]
+    fn the_stage_sentence_blames_a_stage_only_when_it_dominates() {
+        let dominated = vec![
+            ("stage1".to_string(), 8, 0.10),
+            ("stage2".to_string(), 4, 0.28),
+            ("stage3".to_string(), 2, 0.80),
+        ];
+        let text = stage_sentence("plain-56", &dominated).unwrap();
+        assert!(text.contains("most of it comes from stage3"), "{text}");
+        assert!(text.contains("2x2 maps put 56%"), "{text}");
+        let even = vec![
+            ("stage1".to_string(), 8, 0.30),
+            ("stage2".to_string(), 4, 0.28),
+            ("stage3".to_string(), 2, 0.35),
+        ];
+        let text = stage_sentence("plain-56", &even).unwrap();
+        assert!(text.contains("no single stage dominates"), "{text}");
+    }
 }
