@@ -3,7 +3,8 @@
 //! evidence that separates "no learnable signal" from "vanishing gradient",
 //! and a deep plain sigmoid network on clean data is the true-vanishing contrast.
 
-use gradlab_diag::Verdict;
+use gradlab_diag::depth_profile::{pytorch_default_mean_field, MeanField};
+use gradlab_diag::{Activation, Diagnosis, Thresholds, Verdict};
 use gradlab_nn::HasParams;
 use gradlab_train::{run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions, RunConfig};
 use serde_json::json;
@@ -18,6 +19,8 @@ use crate::report::{Plot, Section, Table};
 
 /// The deep plain sigmoid network: the true-vanishing contrast.
 pub const VANISHING_MODEL: &str = "plain-mlp:depth=20,width=32,act=sigmoid";
+/// Its hidden width, for the mean-field prediction (a test keeps the two in step).
+const VANISHING_WIDTH: usize = 32;
 
 struct Cell {
     model: String,
@@ -46,6 +49,9 @@ fn diagnose_cell(
         snr_batches: if size.quick { 2 } else { 4 },
         eval_examples: 400,
         probe: true,
+        // A no-signal verdict needs the model not to beat its own
+        // label-shuffled twin; without the control it is capped at 0.8.
+        shuffle_control: true,
         recorder: RecorderOptions {
             activation: Some(built.activation),
             forward_stats_every: 10,
@@ -78,6 +84,219 @@ fn last_profile(run: &DiagnosedRun) -> Vec<f64> {
         .last()
         .map(|s| s.positions.iter().map(|p| p.act_grad_rms).collect())
         .unwrap_or_default()
+}
+
+/// The numbers of one diagnosed run that the sentences quote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Evidence {
+    verdict: Verdict,
+    kappa: Option<f64>,
+    attenuation: Option<f64>,
+    loss_to_chance: Option<f64>,
+    probe_accuracy: Option<f64>,
+    chance: Option<f64>,
+    probe_p: Option<f64>,
+}
+
+impl Evidence {
+    fn of(d: &Diagnosis) -> Self {
+        let i = &d.indicators;
+        Evidence {
+            verdict: d.verdict,
+            kappa: i.kappa,
+            attenuation: i.attenuation,
+            loss_to_chance: i.loss_to_chance,
+            probe_accuracy: i.probe_accuracy,
+            chance: i.chance_accuracy,
+            probe_p: i.probe_p_value,
+        }
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("-".into(), num)
+}
+
+/// The depth profile in words: flat only under the attenuation threshold
+/// of the verdicts.
+fn profile_words(attenuation: Option<f64>, th: &Thresholds) -> String {
+    match attenuation {
+        Some(a) if a.abs() < th.attenuation => format!(
+            "a flat depth profile, {} nats of attenuation against the verdicts' threshold of {}",
+            num(a),
+            num(th.attenuation)
+        ),
+        Some(a) => format!(
+            "{} nats of attenuation across its depth, beyond the verdicts' threshold of {}",
+            num(a),
+            num(th.attenuation)
+        ),
+        None => "no measured depth profile".into(),
+    }
+}
+
+/// The large model on noise and on clean patterns, against the deep
+/// sigmoid network on clean patterns.
+fn contrast_sentence(
+    large: &str,
+    noise: &Evidence,
+    clean: &Evidence,
+    sigmoid: &Evidence,
+    th: &Thresholds,
+) -> String {
+    let slope = match sigmoid.kappa {
+        Some(k) if k > 0.0 => format!(
+            "its activation gradients shrink towards the input by κ = {} nats per layer, {} nats in all",
+            num(k),
+            opt(sigmoid.attenuation)
+        ),
+        Some(k) => format!(
+            "its activation gradients grow towards the input (κ = {} nats per layer)",
+            num(k)
+        ),
+        None => "its depth profile could not be fitted".into(),
+    };
+    format!(
+        "The same {large} is `{}` on pure noise ({}) and `{}` on clean patterns ({}), while the deep plain sigmoid network is `{}` on the same clean patterns: {slope}.",
+        noise.verdict,
+        profile_words(noise.attenuation, th),
+        clean.verdict,
+        profile_words(clean.attenuation, th),
+        sigmoid.verdict,
+    )
+}
+
+/// What the loss shows of the two stalls, and what the data probe adds.
+fn probe_sentence(noise: &Evidence, sigmoid: &Evidence, th: &Thresholds) -> String {
+    let near = |e: &Evidence| {
+        e.loss_to_chance
+            .is_some_and(|l| l >= th.stall_loss_to_chance)
+    };
+    let loss = if near(noise) && near(sigmoid) {
+        format!(
+            "Both losses stay near chance (loss / ln K = {} on noise and {} for the sigmoid network, at or above {}), so the loss does not tell the two stalls apart",
+            opt(noise.loss_to_chance),
+            opt(sigmoid.loss_to_chance),
+            num(th.stall_loss_to_chance)
+        )
+    } else {
+        format!(
+            "The losses differ (loss / ln K = {} on noise, {} for the sigmoid network; near chance is {} or more)",
+            opt(noise.loss_to_chance),
+            opt(sigmoid.loss_to_chance),
+            num(th.stall_loss_to_chance)
+        )
+    };
+    let significant = |e: &Evidence| e.probe_p.is_some_and(|p| p < th.probe_alpha);
+    let on_noise = format!(
+        "on noise the model-independent probe reaches {} held-out accuracy against chance {} (p = {}), {}",
+        opt(noise.probe_accuracy),
+        opt(noise.chance),
+        opt(noise.probe_p),
+        if significant(noise) {
+            format!("below {}: it finds signal", num(th.probe_alpha))
+        } else {
+            format!("not below {}: no signal it can find", num(th.probe_alpha))
+        }
+    );
+    let on_clean = if significant(sigmoid) {
+        let cause = if sigmoid.verdict == Verdict::Vanishing {
+            ", so the sigmoid network's stall is not its data's"
+        } else {
+            ""
+        };
+        format!(
+            "on clean patterns it reaches {} (p = {}){cause}",
+            opt(sigmoid.probe_accuracy),
+            opt(sigmoid.probe_p)
+        )
+    } else {
+        format!(
+            "on clean patterns it reaches {} (p = {}, not below {})",
+            opt(sigmoid.probe_accuracy),
+            opt(sigmoid.probe_p),
+            num(th.probe_alpha)
+        )
+    };
+    format!("{loss}; {on_noise}; {on_clean}.")
+}
+
+/// The sigmoid network's measured κ against the mean-field value.
+fn theory_sentence(measured: Option<f64>, theory: &MeanField) -> String {
+    let at = format!(
+        "mean-field theory at initialisation gives κ = {} (fixed point q* = {} of the pre-activation variance, PyTorch's default init, width {VANISHING_WIDTH})",
+        num(theory.kappa),
+        num(theory.q_star)
+    );
+    match measured {
+        Some(k) => format!(
+            "The sigmoid network's measured κ is {} nats per layer over the last window; {at}: a difference of {} ({:.1}%).",
+            num(k),
+            num(k - theory.kappa),
+            100.0 * (k - theory.kappa) / theory.kappa
+        ),
+        None => format!("The sigmoid network's κ could not be measured; {at}."),
+    }
+}
+
+/// One cell of the grid as the summary sentence sees it.
+#[derive(Debug, Clone, PartialEq)]
+struct GridCell {
+    model: String,
+    column: String,
+    /// Pure noise or shuffled labels: no learnable relation by construction.
+    without_signal: bool,
+    verdict: Verdict,
+    confidence: f64,
+}
+
+/// The grid in one sentence: the verdict counts, the confidence of the
+/// no-signal verdicts, and whether any model learns a column without signal.
+fn grid_sentence(cells: &[GridCell]) -> String {
+    let count = |v: Verdict| cells.iter().filter(|c| c.verdict == v).count();
+    let (healthy, no_signal) = (count(Verdict::Healthy), count(Verdict::NoSignal));
+    let conf: Vec<f64> = cells
+        .iter()
+        .filter(|c| c.verdict == Verdict::NoSignal)
+        .map(|c| c.confidence)
+        .collect();
+    let conf_words = if conf.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (confidence {} to {})",
+            num(conf.iter().cloned().fold(f64::INFINITY, f64::min)),
+            num(conf.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
+        )
+    };
+    let rescued: Vec<String> = cells
+        .iter()
+        .filter(|c| c.without_signal && c.verdict == Verdict::Healthy)
+        .map(|c| format!("{} on {}", c.model, c.column))
+        .collect();
+    let models_without: std::collections::BTreeSet<&str> = cells
+        .iter()
+        .filter(|c| c.without_signal)
+        .map(|c| c.model.as_str())
+        .collect();
+    let capacity = if models_without.is_empty() {
+        String::new()
+    } else if rescued.is_empty() {
+        format!(
+            "; none of the {} models is healthy on a column without signal: capacity does not rescue it",
+            models_without.len()
+        )
+    } else {
+        format!(
+            "; healthy on a column without signal: {}",
+            rescued.join(", ")
+        )
+    };
+    let other = cells.len() - healthy - no_signal;
+    let cells_word = if healthy == 1 { "cell" } else { "cells" };
+    format!(
+        "Across the grid: {healthy} {cells_word} healthy, {no_signal} no-signal{conf_words}, {other} other{capacity}."
+    )
 }
 
 /// Runs the grid.
@@ -174,6 +393,7 @@ pub fn run(size: &Size) -> Result<Section> {
             "probe accuracy (chance)",
             "probe p-value",
             "gradient SNR",
+            "shuffle gap π",
             "held-out accuracy",
         ],
     );
@@ -203,6 +423,7 @@ pub fn run(size: &Size) -> Result<Section> {
             ),
             i.probe_p_value.map_or("-".into(), num),
             i.snr.map_or("-".into(), num),
+            i.shuffle_gap.map_or("-".into(), num),
             i.val_accuracy.map_or("-".into(), num),
         ]);
         evidence.note(
@@ -265,32 +486,30 @@ pub fn run(size: &Size) -> Result<Section> {
         },
     )?;
 
+    let th = Thresholds::default();
+    let theory = pytorch_default_mean_field(Activation::Sigmoid, VANISHING_WIDTH)?;
+    let sigmoid = Evidence::of(&contrast.run.diagnosis);
     let mut interpretation = Vec::new();
     if let (Some(c), Some(n)) = (clean, noise) {
-        let att = |r: &DiagnosedRun| r.diagnosis.indicators.attenuation.map_or("-".into(), num);
-        interpretation.push(format!(
-            "The same over-parameterised {large} is `{}` on pure noise and `{}` on clean patterns, with a flat depth profile in both (attenuation {} and {} nats), while the deep plain sigmoid network is `{}` on the same clean patterns: its activation gradients shrink by κ = {} nats per layer, {} nats in all.",
-            n.run.diagnosis.verdict, c.run.diagnosis.verdict, att(&n.run), att(&c.run),
-            contrast.run.diagnosis.verdict,
-            contrast.run.diagnosis.indicators.kappa.map_or("-".into(), num), att(&contrast.run)
-        ));
-        let ni = &n.run.diagnosis.indicators;
-        interpretation.push(format!(
-            "What tells the ResNet on noise from the sigmoid network is not the loss curve (both sit near ln K) but the evidence: on noise the model-independent probe reaches {} held-out accuracy against chance {} (p = {}), so there is nothing to learn; on clean patterns the same probe reaches {}, so the sigmoid network's stall comes from its depth, not its data.",
-            ni.probe_accuracy.map_or("-".into(), num), ni.chance_accuracy.map_or("-".into(), num), ni.probe_p_value.map_or("-".into(), num),
-            contrast.run.diagnosis.indicators.probe_accuracy.map_or("-".into(), num)
-        ));
+        let (noise, clean) = (
+            Evidence::of(&n.run.diagnosis),
+            Evidence::of(&c.run.diagnosis),
+        );
+        interpretation.push(contrast_sentence(large, &noise, &clean, &sigmoid, &th));
+        interpretation.push(probe_sentence(&noise, &sigmoid, &th));
     }
-    let verdicts: Vec<String> = cells
+    interpretation.push(theory_sentence(sigmoid.kappa, &theory));
+    let grid_cells: Vec<GridCell> = cells
         .iter()
-        .map(|c| c.run.diagnosis.verdict.to_string())
+        .map(|c| GridCell {
+            model: c.model.clone(),
+            column: column(&c.data),
+            without_signal: c.data.starts_with("shuffled") || c.data.ends_with("signal=0"),
+            verdict: c.run.diagnosis.verdict,
+            confidence: c.run.diagnosis.confidence,
+        })
         .collect();
-    interpretation.push(format!(
-        "Across the grid: {} cells healthy, {} no-signal, {} other; capacity does not rescue a column without signal.",
-        verdicts.iter().filter(|v| *v == "healthy").count(),
-        verdicts.iter().filter(|v| *v == "no-signal").count(),
-        verdicts.iter().filter(|v| *v != "healthy" && *v != "no-signal").count()
-    ));
+    interpretation.push(grid_sentence(&grid_cells));
     let cell_json = |c: &Cell| {
         json!({ "model": c.model, "data": c.data, "params": c.params, "verdict": c.run.diagnosis.verdict,
                 "confidence": c.run.diagnosis.confidence, "reasons": c.run.diagnosis.reasons,
@@ -300,7 +519,7 @@ pub fn run(size: &Size) -> Result<Section> {
         id: "capacity-vs-signal".into(),
         title: "4. Capacity against signal: no learnable pattern is not vanishing gradient".into(),
         setup: format!(
-            "Models from {} to {} parameters against synthetic 8x8 patterns whose signal goes from 1 (clean) to 0 (pure noise), and the digits with shuffled labels; each cell trained {steps} SGD steps (batch 32) with diagnostics on, then diagnosed.",
+            "Models from {} to {} parameters against synthetic 8x8 patterns whose signal goes from 1 (clean) to 0 (pure noise), and the digits with shuffled labels; each cell trained {steps} SGD steps (batch 32) with diagnostics on, next to a copy trained on shuffled labels (the label-shuffle control), then diagnosed.",
             cells.iter().map(|c| c.params).min().unwrap_or(0),
             cells.iter().map(|c| c.params).max().unwrap_or(0)
         ),
@@ -308,9 +527,128 @@ pub fn run(size: &Size) -> Result<Section> {
         tables: vec![grid, evidence],
         plots: vec![Plot::new(
             "capacity_vs_signal_profiles.svg",
-            "Depth profile of activation gradients: flat for the ResNet on noise (dashed) and on clean data (solid), geometric decay for the deep plain sigmoid network.",
+            "Depth profile of activation gradients at the last step: the large ResNet on noise (dashed) and on clean patterns (solid), and the deep plain sigmoid network on clean patterns; a straight falling line on this log scale is geometric decay.",
             profile,
         )],
-        results: json!({ "steps": steps, "cells": cells.iter().map(cell_json).collect::<Vec<_>>(), "vanishing_contrast": cell_json(&contrast) }),
+        results: json!({ "steps": steps, "mean_field_theory": theory, "cells": cells.iter().map(cell_json).collect::<Vec<_>>(), "vanishing_contrast": cell_json(&contrast) }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evidence(verdict: Verdict) -> Evidence {
+        Evidence {
+            verdict,
+            kappa: Some(1.98),
+            attenuation: Some(0.5),
+            loss_to_chance: Some(0.99),
+            probe_accuracy: Some(0.13),
+            chance: Some(0.105),
+            probe_p: Some(0.2),
+        }
+    }
+
+    #[test]
+    fn the_vanishing_width_is_the_models() {
+        assert!(VANISHING_MODEL.contains(&format!("width={VANISHING_WIDTH},")));
+    }
+
+    #[test]
+    fn a_profile_is_flat_only_under_the_threshold() {
+        let th = Thresholds::default();
+        assert!(profile_words(Some(0.5), &th).starts_with("a flat depth profile"));
+        assert!(!profile_words(Some(37.0), &th).contains("flat"));
+        let (noise, mut clean) = (evidence(Verdict::NoSignal), evidence(Verdict::Healthy));
+        let sigmoid = evidence(Verdict::Vanishing);
+        let s = contrast_sentence("resnet", &noise, &clean, &sigmoid, &th);
+        assert!(s.contains("shrink towards the input by κ = 1.980"), "{s}");
+        clean.attenuation = Some(9.0);
+        let s = contrast_sentence("resnet", &noise, &clean, &sigmoid, &th);
+        assert!(
+            s.contains("9.000 nats of attenuation across its depth"),
+            "{s}"
+        );
+        let growing = Evidence {
+            kappa: Some(-0.3),
+            ..sigmoid
+        };
+        let s = contrast_sentence("resnet", &noise, &clean, &growing, &th);
+        assert!(s.contains("grow towards the input"), "{s}");
+    }
+
+    #[test]
+    fn the_probe_sentence_follows_the_p_values_and_losses() {
+        let th = Thresholds::default();
+        let noise = evidence(Verdict::NoSignal);
+        let mut sigmoid = Evidence {
+            probe_accuracy: Some(0.97),
+            probe_p: Some(1e-40),
+            ..evidence(Verdict::Vanishing)
+        };
+        let s = probe_sentence(&noise, &sigmoid, &th);
+        assert!(s.contains("does not tell the two stalls apart"), "{s}");
+        assert!(
+            s.contains("no signal it can find") && s.contains("not its data's"),
+            "{s}"
+        );
+        let found = Evidence {
+            probe_p: Some(1e-5),
+            ..noise
+        };
+        assert!(probe_sentence(&found, &sigmoid, &th).contains("it finds signal"));
+        sigmoid.loss_to_chance = Some(0.3);
+        assert!(probe_sentence(&noise, &sigmoid, &th).starts_with("The losses differ"));
+        sigmoid.probe_p = Some(0.5);
+        let s = probe_sentence(&noise, &sigmoid, &th);
+        assert!(
+            !s.contains("not its data's") && s.contains("not below"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_theory_sentence_quotes_the_difference() {
+        let theory = MeanField {
+            q_star: 0.1,
+            chi1: 0.02,
+            kappa: 2.0,
+        };
+        let s = theory_sentence(Some(2.2), &theory);
+        assert!(
+            s.contains("2.200") && s.contains("κ = 2.000") && s.contains("0.200 (10.0%)"),
+            "{s}"
+        );
+        assert!(theory_sentence(None, &theory).contains("could not be measured"));
+    }
+
+    #[test]
+    fn capacity_rescues_nothing_only_when_no_model_is_healthy_without_signal() {
+        let cell = |model: &str, without_signal, verdict, confidence| GridCell {
+            model: model.into(),
+            column: if without_signal { "noise" } else { "clean" }.into(),
+            without_signal,
+            verdict,
+            confidence,
+        };
+        let mut cells = vec![
+            cell("small", false, Verdict::Healthy, 0.9),
+            cell("small", true, Verdict::NoSignal, 0.95),
+            cell("large", false, Verdict::Healthy, 0.9),
+            cell("large", true, Verdict::NoSignal, 0.85),
+        ];
+        let s = grid_sentence(&cells);
+        assert!(
+            s.contains("2 cells healthy, 2 no-signal (confidence 0.850 to 0.950), 0 other"),
+            "{s}"
+        );
+        assert!(s.contains("capacity does not rescue it"), "{s}");
+        cells[3].verdict = Verdict::Healthy;
+        let s = grid_sentence(&cells);
+        assert!(
+            !s.contains("does not rescue") && s.contains("large on noise"),
+            "{s}"
+        );
+    }
 }
