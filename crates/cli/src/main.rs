@@ -17,6 +17,8 @@ use gradlab::help::{MODEL_HELP, SPECS, SPEC_HELP};
     name = "gradlab",
     version,
     about,
+    // Help fits the terminal, and 100 columns when piped or wider.
+    max_term_width = 100,
     after_help = "The SPEC grammar of --model and --data: gradlab help specs"
 )]
 struct Cli {

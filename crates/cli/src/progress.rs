@@ -2,11 +2,11 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A bar of `len` steps with a message and a live `{msg}` field.
+/// A bar of `len` steps with a live message, cut to the terminal width.
 pub fn bar(len: u64, prefix: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     let style =
-        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} ({elapsed}) {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
     pb.set_style(style);
