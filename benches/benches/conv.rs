@@ -11,6 +11,12 @@
 //! [`gradlab_tensor::retain_freed_memory`], so the kernels are timed without
 //! the page faults of freshly mapped output buffers.
 //!
+//! `conv_isa_forward` and `conv_isa_forward_backward` run the same layers
+//! under every build of the hand-written kernels the CPU runs
+//! ([`gradlab_conv::with_isa`]), to compare their tile sizes in one run (the
+//! im2col + GEMM layers c and d run matrixmultiply's kernels, which choose
+//! their own instruction set, whatever the build).
+//!
 //! `sgemm_1024_2threads` is matrixmultiply's single-threaded sgemm on a
 //! 1024 x 1024 x 1024 problem split by rows into rayon tasks, the way the
 //! convolution kernels use it, so both run on the same threads.
@@ -21,7 +27,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gradlab_benches::{conv_layers, CONV_BATCH};
-use gradlab_conv::{conv2d, conv2d_backward};
+use gradlab_conv::{conv2d, conv2d_backward, with_isa, Isa};
 use gradlab_tensor::{gemm, Tensor};
 use ndarray::{Array1, Array2, Array4, Axis, Ix4};
 use rayon::prelude::*;
@@ -63,13 +69,19 @@ fn bench_sgemm(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_conv(c: &mut Criterion) {
-    gradlab_tensor::retain_freed_memory();
-    let mut fwd = c.benchmark_group("conv_forward");
-    fwd.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    let cases: Vec<_> = conv_layers()
+type Layer = (
+    &'static str,
+    gradlab_conv::Conv2dSpec,
+    Array4<f32>,
+    Array4<f32>,
+    Array1<f32>,
+    Array4<f32>,
+    u64,
+);
+
+/// The layers of [`conv_layers`] with their operands and MAC counts.
+fn layers() -> Vec<Layer> {
+    conv_layers()
         .into_iter()
         .map(|(name, spec, hw)| {
             let x = rand4([BATCH, spec.in_channels, hw, hw], 1);
@@ -80,7 +92,16 @@ fn bench_conv(c: &mut Criterion) {
             let macs = spec.macs(BATCH, hw, hw).expect("valid layer");
             (name, spec, x, w, b, dy, macs)
         })
-        .collect();
+        .collect()
+}
+
+fn bench_conv(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let mut fwd = c.benchmark_group("conv_forward");
+    fwd.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let cases = layers();
     for (name, spec, x, w, b, _, macs) in &cases {
         fwd.throughput(Throughput::Elements(2 * macs));
         fwd.bench_function(BenchmarkId::from_parameter(name), |bench| {
@@ -107,5 +128,40 @@ fn bench_conv(c: &mut Criterion) {
     both.finish();
 }
 
-criterion_group!(benches, bench_sgemm, bench_conv);
+/// Every layer under every build the CPU runs, forward and forward+backward.
+fn bench_isa(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let cases = layers();
+    for (group_name, backward) in [
+        ("conv_isa_forward", false),
+        ("conv_isa_forward_backward", true),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        for (name, spec, x, w, b, dy, macs) in &cases {
+            group.throughput(Throughput::Elements(if backward { 6 } else { 2 } * macs));
+            for isa in Isa::available() {
+                group.bench_function(BenchmarkId::new(*name, isa), |bench| {
+                    bench.iter(|| {
+                        with_isa(isa, || {
+                            let y =
+                                conv2d(x.view(), w.view(), Some(b.view()), spec).expect("valid");
+                            let g = backward.then(|| {
+                                conv2d_backward(x.view(), w.view(), dy.view(), spec).expect("valid")
+                            });
+                            black_box((y, g))
+                        })
+                        .expect("an available build")
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_sgemm, bench_conv, bench_isa);
 criterion_main!(benches);

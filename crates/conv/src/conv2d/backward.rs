@@ -28,6 +28,7 @@ use rayon::prelude::*;
 
 use super::direct::{self, wide_width};
 use super::forward::{self, bands, tile_rows};
+use super::simd::Isa;
 use super::{lane_sum, pointwise, RawGrads};
 use crate::error::Result;
 use crate::gemm::{gemm, internal, mat, mat_ld, mat_ld_mut, mat_mut};
@@ -43,6 +44,7 @@ pub(crate) const BATCH_CHUNKS: usize = 16;
 const PARTIAL_BUDGET: usize = 1 << 24;
 
 pub(super) fn backward<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
@@ -50,8 +52,8 @@ pub(super) fn backward<T: Element>(
 ) -> Result<RawGrads<T>> {
     match transposed_geometry(g) {
         Some(gt) => {
-            let (_, weight, bias) = weight_and_input_grads(x, w, dy, g, false)?;
-            let input = forward::forward(dy, &flipped_weight(w, g), None, &gt)?;
+            let (_, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false)?;
+            let input = forward::forward(isa, dy, &flipped_weight(w, g), None, &gt)?;
             Ok(RawGrads {
                 input,
                 weight,
@@ -59,7 +61,7 @@ pub(super) fn backward<T: Element>(
             })
         }
         None => {
-            let (input, weight, bias) = weight_and_input_grads(x, w, dy, g, true)?;
+            let (input, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, true)?;
             Ok(RawGrads {
                 input,
                 weight,
@@ -71,12 +73,13 @@ pub(super) fn backward<T: Element>(
 
 /// The weight and bias gradients only (`input` left empty).
 pub(super) fn backward_params<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
     g: &Geometry,
 ) -> Result<RawGrads<T>> {
-    let (input, weight, bias) = weight_and_input_grads(x, w, dy, g, false)?;
+    let (input, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false)?;
     Ok(RawGrads {
         input,
         weight,
@@ -147,6 +150,7 @@ fn flipped_weight<T: Element>(w: &[T], g: &Geometry) -> Vec<T> {
 /// The weight and bias gradients, and the input gradient by GEMM into
 /// columns and col2im when `input_grad` (an empty vector otherwise).
 fn weight_and_input_grads<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
@@ -183,7 +187,7 @@ fn weight_and_input_grads<T: Element>(
             kk * col_ld(tile_rows(g) * g.ow)
         };
         let col_len = if wide.is_some() { 0 } else { band_cols };
-        let m_pad = direct::round_up(g.cog, direct::nr::<T>());
+        let m_pad = direct::round_up(g.cog, direct::grad_nr::<T>());
         let wide_len = wide.map_or(0, |wp| m_pad * tile_rows(g) * wp);
         units
             .into_par_iter()
@@ -240,7 +244,7 @@ fn weight_and_input_grads<T: Element>(
                             }
                             let pt = cols.len();
                             if let Some(wp) = wide {
-                                let slack = wp + direct::nr::<T>();
+                                let slack = wp + direct::grad_nr::<T>();
                                 let chan = pad_band(x_g, g, oh0, oh1, slack, &mut scratch);
                                 direct::tap_offsets(g, chan, wp, &mut offs);
                                 // dy transposed to [wide pixel, channel]; the
@@ -263,7 +267,8 @@ fn weight_and_input_grads<T: Element>(
                                     .as_slice_mut()
                                     .ok_or_else(|| internal("backward weight gradient", 0))?;
                                 direct::weight_grad(
-                                    dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow, dw_s, kk,
+                                    isa, dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow, dw_s,
+                                    kk,
                                 );
                             } else {
                                 let ld = col_ld(pt);

@@ -10,31 +10,49 @@
 //! `out[c, t] = sum_k wt[k, c] * band[t + offs[k]]`
 //!
 //! is a matrix product whose `k`-th right-hand row is the contiguous run
-//! `band[offs[k]..]`. It is computed in register tiles of [`MR`] output
-//! channels by two vectors of wide pixels (16 `f32` or 8 `f64`, see [`nr`]):
-//! per tap, two vector loads of the band, [`MR`] broadcasts of the weight and
-//! eight fused multiply-adds into eight accumulators that stay in registers
-//! (a 4 x 24 tile needs one register more than AVX2 has; it spilled and took
-//! 1.8 times as long on layer a of the conv bench). Columns
-//! `t % Wp >= W_out` straddle two rows and are junk, dropped by the caller;
-//! taps are summed in order, so every output is one fixed sequence of
-//! operations whatever the threading.
+//! `band[offs[k]..]`. It is computed in register tiles of [`mr`] output
+//! channels by a few vectors of wide pixels (see [`nr`]): per tap, one
+//! vector load of the band per vector, [`mr`] broadcasts of the weight and
+//! one fused multiply-add per accumulator, the accumulators staying in
+//! registers. The AVX2 build (16 registers) takes 4 channels by two vectors:
+//! a 4 x 24 tile needs one register more than AVX2 has; it spilled and took
+//! 1.8 times as long on layer a of the conv bench. The AVX-512 build (32
+//! registers) takes 4 channels by three vectors, 12 accumulators (with 8
+//! channels LLVM vectorised across the channels instead, and spilled; 6
+//! channels would pad 16- and 32-channel layers by 1/8). Columns `t % Wp >= W_out` straddle two rows and are junk,
+//! dropped by the caller; taps are summed in order, so every output is one
+//! fixed sequence of operations whatever the threading.
 
 use gradlab_tensor::Element;
 
-use super::simd::{avx2_fma, madd};
+use super::simd::{isa_builds, madd, Isa};
 use crate::spec::Geometry;
 
-/// Output channels per register tile.
-pub(crate) const MR: usize = 4;
+/// Output channels per register tile of [`correlate`], for vectors of `vb`
+/// bytes.
+const fn mr_of(_vb: usize) -> usize {
+    4
+}
 
-/// Wide pixels per register tile: two 256-bit vectors of `T`.
-pub(crate) fn nr<T>() -> usize {
-    if std::mem::size_of::<T>() == 4 {
-        16
+/// Wide pixels per register tile of [`correlate`]: two vectors of `vb`
+/// bytes of elements of `elem` bytes, three of 512-bit vectors.
+const fn nr_of(vb: usize, elem: usize) -> usize {
+    if vb >= 64 {
+        3 * vb / elem
     } else {
-        8
+        2 * vb / elem
     }
+}
+
+/// Output channels per register tile of [`correlate`] in the build `isa`
+/// (the weight panels are padded to a multiple of it).
+pub(crate) fn mr(isa: Isa) -> usize {
+    mr_of(isa.vector_bytes())
+}
+
+/// Wide pixels per register tile of [`correlate`] in the build `isa`.
+pub(crate) fn nr<T>(isa: Isa) -> usize {
+    nr_of(isa.vector_bytes(), std::mem::size_of::<T>())
 }
 
 /// Padded width `Wp = W + 2pW` of the wide output of a stride-1
@@ -65,51 +83,28 @@ pub(crate) fn tap_offsets(g: &Geometry, chan: usize, wp: usize, offs: &mut Vec<u
     }
 }
 
-/// `out[c*n + t] = sum_k wt[k*m + c] * band[t + offs[k]]` for `c < m` (a
-/// multiple of [`MR`]) and `t < n` (a multiple of [`nr`]); `band` must hold
-/// `max(offs) + n` elements.
-///
-/// Runs an AVX2+FMA build when the CPU has it.
-pub(crate) fn correlate<T: Element>(
-    wt: &[T],
-    m: usize,
-    band: &[T],
-    offs: &[usize],
-    out: &mut [T],
-    n: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { correlate_avx2(wt, m, band, offs, out, n) };
-        return;
-    }
-    if nr::<T>() == 16 {
-        correlate_impl::<T, false, 16>(wt, m, band, offs, out, n);
-    } else {
-        correlate_impl::<T, false, 8>(wt, m, band, offs, out, n);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn correlate_avx2<T: Element>(
-    wt: &[T],
-    m: usize,
-    band: &[T],
-    offs: &[usize],
-    out: &mut [T],
-    n: usize,
-) {
-    if nr::<T>() == 16 {
-        correlate_impl::<T, true, 16>(wt, m, band, offs, out, n);
-    } else {
-        correlate_impl::<T, true, 8>(wt, m, band, offs, out, n);
+isa_builds! {
+    /// `out[c*n + t] = sum_k wt[k*m + c] * band[t + offs[k]]` for `c < m` (a
+    /// multiple of [`mr`]) and `t < n` (a multiple of [`nr`]); `band` must
+    /// hold `max(offs) + n` elements. Runs the build `isa`.
+    pub(crate) fn correlate<T: Element>(
+        wt: &[T],
+        m: usize,
+        band: &[T],
+        offs: &[usize],
+        out: &mut [T],
+        n: usize,
+    ) [FMA, VB] {
+        if std::mem::size_of::<T>() == 4 {
+            correlate_impl::<T, FMA, { mr_of(VB) }, { nr_of(VB, 4) }>(wt, m, band, offs, out, n);
+        } else {
+            correlate_impl::<T, FMA, { mr_of(VB) }, { nr_of(VB, 8) }>(wt, m, band, offs, out, n);
+        }
     }
 }
 
 #[inline(always)]
-fn correlate_impl<T: Element, const FMA: bool, const NR: usize>(
+fn correlate_impl<T: Element, const FMA: bool, const MR: usize, const NR: usize>(
     wt: &[T],
     m: usize,
     band: &[T],
@@ -140,70 +135,62 @@ fn correlate_impl<T: Element, const FMA: bool, const NR: usize>(
     }
 }
 
-/// Taps per register tile of [`weight_grad`].
-const KR: usize = 4;
-
-/// The weight gradient of a band: `dw[c*ldw + k] += sum_t dyt[t*m + c] *
-/// band[t + offs[k]]` for `c < m_valid`, every tap `k` and every real (not
-/// junk) wide pixel `t = row*wp + col`, `row < rows`, `col < ow`. `dyt` is
-/// the output gradient transposed, `[t, m]`, `m` a multiple of [`nr`];
-/// `band` holds `max(offs) + rows*wp` elements.
-///
-/// Register tiles of [`KR`] taps by [`nr`] output channels: per pixel, [`KR`]
-/// broadcasts of the band, two vector loads of `dyt` and eight fused
-/// multiply-adds; pixels are summed in order. AVX2+FMA build when the CPU
-/// has it.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_grad<T: Element>(
-    dyt: &[T],
-    m: usize,
-    m_valid: usize,
-    band: &[T],
-    offs: &[usize],
-    rows: usize,
-    wp: usize,
-    ow: usize,
-    dw: &mut [T],
-    ldw: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { weight_grad_avx2(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw) };
-        return;
-    }
-    if nr::<T>() == 16 {
-        weight_grad_impl::<T, false, 16>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+/// Taps per register tile of [`weight_grad`] for vectors of `vb` bytes: 4
+/// taps by two 256-bit vectors of channels, or 8 taps by one 512-bit vector;
+/// 8 accumulators either way.
+const fn kr_of(vb: usize) -> usize {
+    if vb >= 64 {
+        8
     } else {
-        weight_grad_impl::<T, false, 8>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+        4
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn weight_grad_avx2<T: Element>(
-    dyt: &[T],
-    m: usize,
-    m_valid: usize,
-    band: &[T],
-    offs: &[usize],
-    rows: usize,
-    wp: usize,
-    ow: usize,
-    dw: &mut [T],
-    ldw: usize,
-) {
-    if nr::<T>() == 16 {
-        weight_grad_impl::<T, true, 16>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
-    } else {
-        weight_grad_impl::<T, true, 8>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+/// Output channels per register tile of [`weight_grad`]: 64 bytes of them
+/// in every build (two 256-bit vectors or one 512-bit vector), so the output
+/// gradient is padded alike whatever the build.
+pub(crate) fn grad_nr<T>() -> usize {
+    64 / std::mem::size_of::<T>()
+}
+
+isa_builds! {
+    /// The weight gradient of a band: `dw[c*ldw + k] += sum_t dyt[t*m + c] *
+    /// band[t + offs[k]]` for `c < m_valid`, every tap `k` and every real
+    /// (not junk) wide pixel `t = row*wp + col`, `row < rows`, `col < ow`.
+    /// `dyt` is the output gradient transposed, `[t, m]`, `m` a multiple of
+    /// [`grad_nr`]; `band` holds `max(offs) + rows*wp` elements.
+    ///
+    /// Register tiles of a few taps by [`grad_nr`] output channels (see
+    /// `kr_of`): per pixel, one broadcast of the band per tap, vector loads
+    /// of `dyt` and one fused multiply-add per accumulator; pixels are summed
+    /// in order. Runs the build `isa`.
+    pub(crate) fn weight_grad<T: Element>(
+        dyt: &[T],
+        m: usize,
+        m_valid: usize,
+        band: &[T],
+        offs: &[usize],
+        rows: usize,
+        wp: usize,
+        ow: usize,
+        dw: &mut [T],
+        ldw: usize,
+    ) [FMA, VB] {
+        if std::mem::size_of::<T>() == 4 {
+            weight_grad_impl::<T, FMA, { kr_of(VB) }, 16>(
+                dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw,
+            );
+        } else {
+            weight_grad_impl::<T, FMA, { kr_of(VB) }, 8>(
+                dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw,
+            );
+        }
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn weight_grad_impl<T: Element, const FMA: bool, const NR: usize>(
+fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usize>(
     dyt: &[T],
     m: usize,
     m_valid: usize,
@@ -251,10 +238,9 @@ fn weight_grad_impl<T: Element, const FMA: bool, const NR: usize>(
 mod tests {
     use super::*;
 
-    /// Both builds of the kernel (plain and fused multiply-add) and both
-    /// tile widths against the sum written out, on offsets with gaps and
-    /// overlaps.
-    fn check<T: Element, const NR: usize>(tol: f64) {
+    /// Plain and fused multiply-adds, with the tile sizes of every build,
+    /// against the sum written out, on offsets with gaps and overlaps.
+    fn check<T: Element, const MR: usize, const NR: usize>(tol: f64) {
         let (m, n) = (2 * MR, 3 * NR);
         let offs = [0usize, 1, 5, 5, 17, 40];
         let band: Vec<T> = (0..40 + n)
@@ -265,8 +251,8 @@ mod tests {
             .collect();
         let mut plain = vec![T::zero(); m * n];
         let mut fused = vec![T::zero(); m * n];
-        correlate_impl::<T, false, NR>(&wt, m, &band, &offs, &mut plain, n);
-        correlate_impl::<T, true, NR>(&wt, m, &band, &offs, &mut fused, n);
+        correlate_impl::<T, false, MR, NR>(&wt, m, &band, &offs, &mut plain, n);
+        correlate_impl::<T, true, MR, NR>(&wt, m, &band, &offs, &mut fused, n);
         for c in 0..m {
             for t in 0..n {
                 let want: f64 = offs
@@ -286,16 +272,18 @@ mod tests {
 
     #[test]
     fn correlate_equals_the_written_out_sum() {
-        check::<f32, 16>(1e-4);
-        check::<f32, 8>(1e-4);
-        check::<f64, 8>(1e-12);
-        check::<f64, 16>(1e-12);
+        check::<f32, 4, 16>(1e-4);
+        check::<f32, 4, 8>(1e-4);
+        check::<f32, 4, 48>(1e-4);
+        check::<f64, 4, 8>(1e-12);
+        check::<f64, 4, 16>(1e-12);
+        check::<f64, 4, 24>(1e-12);
     }
 
-    /// Both builds of the weight-gradient kernel against the sum written
+    /// The weight-gradient kernel, plain and fused, against the sum written
     /// out: 6 taps (a tail tile of 2), 5 stored channels of 2 tiles, 3 rows of
     /// 4 real pixels in rows 6 wide; junk pixels hold NaN and must not be read.
-    fn check_weight_grad<T: Element, const NR: usize>(tol: f64) {
+    fn check_weight_grad<T: Element, const KR: usize, const NR: usize>(tol: f64) {
         let (m, m_valid, rows, wp, ow, ldw) = (2 * NR, 5, 3, 6, 4, 7);
         let offs = [0usize, 1, 2, 6, 7, 13];
         let band: Vec<T> = (0..13 + rows * wp)
@@ -315,9 +303,9 @@ mod tests {
         for fma in [false, true] {
             let mut dw = start.clone();
             let run = if fma {
-                weight_grad_impl::<T, true, NR>
+                weight_grad_impl::<T, true, KR, NR>
             } else {
-                weight_grad_impl::<T, false, NR>
+                weight_grad_impl::<T, false, KR, NR>
             };
             run(&dyt, m, m_valid, &band, &offs, rows, wp, ow, &mut dw, ldw);
             for c in 0..m_valid {
@@ -341,8 +329,10 @@ mod tests {
 
     #[test]
     fn weight_grad_equals_the_written_out_sum() {
-        check_weight_grad::<f32, 16>(1e-4);
-        check_weight_grad::<f32, 8>(1e-4);
-        check_weight_grad::<f64, 8>(1e-12);
+        check_weight_grad::<f32, 4, 16>(1e-4);
+        check_weight_grad::<f32, 4, 8>(1e-4);
+        check_weight_grad::<f32, 8, 16>(1e-4);
+        check_weight_grad::<f64, 4, 8>(1e-12);
+        check_weight_grad::<f64, 8, 8>(1e-12);
     }
 }

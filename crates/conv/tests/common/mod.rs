@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use gradlab_conv::Conv2dSpec;
+use gradlab_conv::{Conv2dSpec, Isa};
 use gradlab_tensor::{Element, Tensor};
 use ndarray::{s, Array4, ArrayView4, Ix4};
 use proptest::prelude::*;
@@ -194,4 +194,20 @@ pub fn max_rel_err<T: Element, D: ndarray::Dimension>(
         .zip(b.iter())
         .map(|(x, y)| (x.as_f64() - y.as_f64()).abs() / (1.0 + y.as_f64().abs()))
         .fold(0.0, f64::max)
+}
+
+/// The kernel builds this machine runs, each to be compared with the
+/// reference (see `gradlab_conv::with_isa`); prints once which builds are
+/// skipped because the CPU cannot run them.
+pub fn builds() -> Vec<Isa> {
+    static NOTE: std::sync::Once = std::sync::Once::new();
+    let available = Isa::available();
+    NOTE.call_once(|| {
+        for isa in Isa::ALL.into_iter().filter(|i| !available.contains(i)) {
+            eprintln!(
+                "note: this CPU cannot run the {isa} build of the kernels; its tests are skipped"
+            );
+        }
+    });
+    available
 }
