@@ -17,6 +17,13 @@
 //! im2col + GEMM layers c and d run matrixmultiply's kernels, which choose
 //! their own instruction set, whatever the build).
 //!
+//! `conv_stride2` times 3x3 stride-2 layers through the direct kernel on
+//! phase-split bands (`direct`) and through im2col + GEMM (`im2col`), in the
+//! same run, to decide which route they take. Only the forward of images
+//! with at least 16 output columns takes the direct route (see
+//! `gradlab_conv`'s `direct::wide_width`), so the two 16x16 layers run the
+//! same code under both names: the gap between them is the run's noise.
+//!
 //! `sgemm_1024_2threads` is matrixmultiply's single-threaded sgemm on a
 //! 1024 x 1024 x 1024 problem split by rows into rayon tasks, the way the
 //! convolution kernels use it, so both run on the same threads.
@@ -27,7 +34,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gradlab_benches::{conv_layers, CONV_BATCH};
-use gradlab_conv::{conv2d, conv2d_backward, with_isa, Isa};
+use gradlab_conv::{conv2d, conv2d_backward, with_isa, with_strided_direct, Conv2dSpec, Isa};
 use gradlab_tensor::{gemm, Tensor};
 use ndarray::{Array1, Array2, Array4, Axis, Ix4};
 use rayon::prelude::*;
@@ -163,5 +170,59 @@ fn bench_isa(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_sgemm, bench_conv, bench_isa);
+/// 3x3 stride-2 layers (the downsampling convolutions of ResNets) by both
+/// routes, forward and forward+backward.
+fn bench_stride2(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let mut group = c.benchmark_group("conv_stride2");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let layers = [
+        (
+            "16-32_32x32",
+            Conv2dSpec::new(16, 32, 3).stride(2).padding(1),
+            32,
+        ),
+        (
+            "32-64_16x16",
+            Conv2dSpec::new(32, 64, 3).stride(2).padding(1),
+            16,
+        ),
+        (
+            "64-128_16x16",
+            Conv2dSpec::new(64, 128, 3).stride(2).padding(1),
+            16,
+        ),
+    ];
+    for (name, spec, hw) in layers {
+        let x = rand4([BATCH, spec.in_channels, hw, hw], 1);
+        let w = rand4(spec.weight_shape(), 2);
+        let [oh, ow] = spec.output_size(hw, hw).expect("valid layer");
+        let dy = rand4([BATCH, spec.out_channels, oh, ow], 3);
+        let macs = spec.macs(BATCH, hw, hw).expect("valid layer");
+        for (pass, backward) in [("forward", false), ("fwd+bwd", true)] {
+            group.throughput(Throughput::Elements(if backward { 6 } else { 2 } * macs));
+            for (route, on) in [("direct", true), ("im2col", false)] {
+                let id = BenchmarkId::new(format!("{name}/{pass}"), route);
+                group.bench_function(id, |bench| {
+                    bench.iter(|| {
+                        with_strided_direct(on, || {
+                            let y = conv2d(x.view(), w.view(), None, &spec).expect("valid");
+                            let g = backward.then(|| {
+                                conv2d_backward(x.view(), w.view(), dy.view(), &spec)
+                                    .expect("valid")
+                            });
+                            black_box((y, g))
+                        })
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_conv, bench_isa, bench_stride2);
 criterion_main!(benches);

@@ -74,6 +74,8 @@ mod pool;
 pub mod reference;
 mod spec;
 
+#[doc(hidden)]
+pub use conv2d::with_strided_direct;
 pub use conv2d::{
     conv2d, conv2d_backward, conv2d_backward_params, with_isa, Conv2dGrads, Conv2dParamGrads, Isa,
 };

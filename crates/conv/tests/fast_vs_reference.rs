@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{depthwise_case, max_rel_err, operands, valid_case, Case, Stored};
+use common::{depthwise_case, max_rel_err, operands, stride2_case, valid_case, Case, Stored};
 use gradlab_conv::{
     conv2d, conv2d_backward, conv2d_backward_params, reference, with_isa, Conv2dSpec, ConvKind, Isa,
 };
@@ -100,6 +100,20 @@ proptest! {
 
     #[test]
     fn depthwise_equals_reference_f32(c in depthwise_case()) {
+        check(compare::<f32>(&c), 1e-4)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn stride2_direct_equals_reference_f64(c in stride2_case()) {
+        check(compare::<f64>(&c), 1e-10)?;
+    }
+
+    #[test]
+    fn stride2_direct_equals_reference_f32(c in stride2_case()) {
         check(compare::<f32>(&c), 1e-4)?;
     }
 }
@@ -230,6 +244,21 @@ fn named_cases() -> Vec<(&'static str, Case)> {
             "wide many channels",
             case(Conv2dSpec::new(20, 27, 3).padding(1), 2, 5, 16, 0),
         ),
+        // 3x3 stride 2 on images wide enough for the direct kernel on
+        // phase-split bands: odd and even widths, no padding, groups, more
+        // than one band of output rows.
+        (
+            "stride 2 direct",
+            case(Conv2dSpec::new(5, 7, 3).stride(2).padding(1), 2, 9, 33, 0),
+        ),
+        (
+            "stride 2 direct even, no padding",
+            case(Conv2dSpec::new(4, 6, 3).stride(2).groups(2), 2, 8, 36, 1),
+        ),
+        (
+            "stride 2 direct many bands",
+            case(Conv2dSpec::new(3, 4, 3).stride(2).padding(2), 1, 70, 64, 2),
+        ),
         // Batch larger than the number of chunks of the weight gradient.
         (
             "large batch",
@@ -298,7 +327,8 @@ fn empty_batch_and_empty_planes() {
 /// im2col + GEMM) and above it (18x17: `direct::wide_width` wants at most
 /// one junk column in 8, so padded 3x3 stride-1 outputs of 16 columns and
 /// more take the direct kernel, forward, input gradient and weight gradient,
-/// and 18 rows make two bands of output rows).
+/// and 18 rows make two bands of output rows; 9x34 also takes the direct
+/// forward of the 3x3 stride-2 spec, 17 output columns).
 #[test]
 fn bit_identical_across_thread_counts() {
     let specs = [
@@ -310,7 +340,7 @@ fn bit_identical_across_thread_counts() {
     for isa in common::builds() {
         for (spec, (h, w)) in specs
             .iter()
-            .flat_map(|s| [(12, 13), (18, 17)].map(|hw| (s, hw)))
+            .flat_map(|s| [(12, 13), (18, 17), (9, 34)].map(|hw| (s, hw)))
         {
             let x = common::rand4::<f32>([21, spec.in_channels, h, w], 1);
             let wt = common::rand4::<f32>(spec.weight_shape(), 2);

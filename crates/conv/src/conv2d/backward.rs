@@ -26,13 +26,13 @@ use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
-use super::direct::{self, wide_width};
+use super::direct::{self, grad_wide_width, wide_width};
 use super::forward::{self, bands, tile_rows};
 use super::simd::Isa;
 use super::{lane_sum, pointwise, RawGrads};
 use crate::error::Result;
 use crate::gemm::{gemm, internal, mat, mat_ld, mat_ld_mut, mat_mut};
-use crate::im2col::{col2im, col_ld, im2col, pad_band};
+use crate::im2col::{col2im, col_ld, im2col};
 use crate::spec::Geometry;
 
 /// Number of chunks the batch is cut into for the weight gradient; a constant,
@@ -180,7 +180,7 @@ fn weight_and_input_grads<T: Element>(
         // The weight gradient by the direct kernel where it applies: the
         // same method whether or not the input gradient is computed here, so
         // `conv2d_backward_params` gives the same bits as `conv2d_backward`.
-        let wide = if direct { None } else { wide_width(g) };
+        let wide = if direct { None } else { grad_wide_width(g) };
         let band_cols = if direct {
             0
         } else {
@@ -245,8 +245,16 @@ fn weight_and_input_grads<T: Element>(
                             let pt = cols.len();
                             if let Some(wp) = wide {
                                 let slack = wp + direct::grad_nr::<T>();
-                                let chan = pad_band(x_g, g, oh0, oh1, slack, &mut scratch);
-                                direct::tap_offsets(g, chan, wp, &mut offs);
+                                direct::pack_band(
+                                    x_g,
+                                    g,
+                                    oh0,
+                                    oh1,
+                                    wp,
+                                    slack,
+                                    &mut scratch,
+                                    &mut offs,
+                                );
                                 // dy transposed to [wide pixel, channel]; the
                                 // junk pixels are neither written nor read.
                                 let rows = oh1 - oh0;

@@ -1,6 +1,10 @@
-//! Direct stride-1 convolution on a zero-padded band of input rows: a GEMM
-//! whose right-hand matrix is read straight from the band, without im2col
-//! columns or GEMM packing.
+//! Direct convolution on a zero-padded band of input rows: a GEMM whose
+//! right-hand matrix is read straight from the band, without im2col columns
+//! or GEMM packing. Stride 1 below; strided specs split the band into phase
+//! planes first (`im2col::phase_band`: row phase, column phase), in which
+//! every tap is again a unit-stride run of row length `wq = ceil(Wp / s)`,
+//! so the same kernels and offsets apply with `wq` for `Wp` (see
+//! [`pack_band`]).
 //!
 //! In the band (channel after channel, rows `Wp = W + 2pW` wide, see
 //! `im2col::pad_band`) the input under kernel tap `k = (ci, i, j)` for the
@@ -25,7 +29,10 @@
 
 use gradlab_tensor::Element;
 
+use std::cell::Cell;
+
 use super::simd::{isa_builds, madd, Isa};
+use crate::im2col::{pad_band, phase_band};
 use crate::spec::Geometry;
 
 /// Output channels per register tile of [`correlate`], for vectors of `vb`
@@ -55,14 +62,63 @@ pub(crate) fn nr<T>(isa: Isa) -> usize {
     nr_of(isa.vector_bytes(), std::mem::size_of::<T>())
 }
 
-/// Padded width `Wp = W + 2pW` of the wide output of a stride-1
-/// convolution, when the direct kernel applies and pays: it computes
-/// `Wp - W_out` junk columns per output row, so it is used while they add at
-/// most 1/8 (on the conv bench, 8x8 images with padding 1 ran as fast
-/// through it as through im2col + GEMM, larger images faster).
+thread_local! {
+    /// Whether strided specs may take the direct kernel on this thread (see
+    /// [`with_strided_direct`]).
+    static STRIDED_DIRECT: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Runs `f` with the direct kernel for strided convolutions on (the
+/// default) or off (im2col + GEMM) for the convolutions called on this
+/// thread; for the conv bench and the tests, which compare both routes in
+/// one process.
+#[doc(hidden)]
+pub fn with_strided_direct<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STRIDED_DIRECT.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(STRIDED_DIRECT.with(|s| s.replace(on)));
+    f()
+}
+
+/// Row length `wq` of the wide output of the direct kernel for the forward
+/// pass, when it applies and pays:
+/// - stride 1: `Wp = W + 2pW`; the kernel computes `Wp - W_out` junk
+///   columns per output row, so it is used while they add at most 1/8 (on
+///   the conv bench, 8x8 images with padding 1 ran as fast through it as
+///   through im2col + GEMM, larger images faster);
+/// - 3x3, stride 2, no dilation (the downsampling layers of ResNets): the
+///   length `ceil(Wp / 2)` of a column phase (see `im2col::phase_band`),
+///   while junk adds at most 1/16. On the `conv_stride2` bench the forward
+///   of 16->32 channels on 32x32 images (16 output columns) ran faster than
+///   im2col + GEMM, of 32->64 and 64->128 on 16x16 images (8 columns)
+///   slower.
+///
+/// Reads [`with_strided_direct`], so must be called on the convolution's
+/// calling thread.
 pub(crate) fn wide_width(g: &Geometry) -> Option<usize> {
     let wp = g.w + 2 * g.p[1];
-    (g.s == [1, 1] && g.ow > 0 && (wp - g.ow) * 8 <= g.ow).then_some(wp)
+    if g.ow == 0 {
+        None
+    } else if g.s == [1, 1] {
+        ((wp - g.ow) * 8 <= g.ow).then_some(wp)
+    } else if g.s == [2, 2] && g.k == [3, 3] && g.d == [1, 1] && STRIDED_DIRECT.with(Cell::get) {
+        let wq = wp.div_ceil(2);
+        ((wq - g.ow) * 16 <= g.ow).then_some(wq)
+    } else {
+        None
+    }
+}
+
+/// [`wide_width`] for the weight gradient: stride 1 only (strided weight
+/// gradients by the direct kernel on phase-split bands were slower than
+/// im2col + GEMM on the `conv_stride2` bench, forward+backward 14.4 against
+/// 11.1 ms on 16->32 channels, 32x32 images).
+pub(crate) fn grad_wide_width(g: &Geometry) -> Option<usize> {
+    wide_width(g).filter(|_| g.s == [1, 1])
 }
 
 /// `n` rounded up to a multiple of `m`.
@@ -70,14 +126,36 @@ pub(crate) fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
 }
 
-/// `offs[k]` of every tap `k = (ci, i, j)` of a band whose channels are
-/// `chan` elements apart and rows `wp` wide.
-pub(crate) fn tap_offsets(g: &Geometry, chan: usize, wp: usize, offs: &mut Vec<usize>) {
+/// Packs the band of input rows that output rows `oh0..oh1` of one group
+/// read (zero-padded; phase-split when strided) into `scratch`, followed by
+/// `slack` zeros, and sets `offs[k]` for every tap `k = (ci, i, j)` so that
+/// the input of wide output pixel `t = (oh - oh0)*wq + ow` under tap `k`
+/// is `scratch[t + offs[k]]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_band<T: Element>(
+    x_g: &[T],
+    g: &Geometry,
+    oh0: usize,
+    oh1: usize,
+    wq: usize,
+    slack: usize,
+    scratch: &mut Vec<T>,
+    offs: &mut Vec<usize>,
+) {
+    let [sh, sw] = g.s;
+    let (chan, plane) = if g.s == [1, 1] {
+        let chan = pad_band(x_g, g, oh0, oh1, slack, scratch);
+        (chan, chan)
+    } else {
+        phase_band(x_g, g, oh0, oh1, wq, slack, scratch)
+    };
     offs.clear();
     for ci in 0..g.cig {
         for i in 0..g.k[0] {
             for j in 0..g.k[1] {
-                offs.push(ci * chan + i * g.d[0] * wp + j * g.d[1]);
+                let (a, f) = ((i * g.d[0]) % sh, (j * g.d[1]) % sw);
+                let run = (i * g.d[0]) / sh * wq + (j * g.d[1]) / sw;
+                offs.push(ci * chan + (a * sw + f) * plane + run);
             }
         }
     }
@@ -237,6 +315,36 @@ fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn geometry(spec: crate::Conv2dSpec, h: usize, w: usize) -> Geometry {
+        let input = [2, spec.in_channels, h, w];
+        let [o, c, kh, kw] = spec.weight_shape();
+        spec.geometry("test", input, [o, c, kh, kw]).unwrap()
+    }
+
+    /// The sizes the tests rely on take the routes they are meant to.
+    #[test]
+    fn routes() {
+        let s1 = crate::Conv2dSpec::new(6, 8, 3).padding(1);
+        assert_eq!(wide_width(&geometry(s1, 12, 13)), None);
+        assert_eq!(wide_width(&geometry(s1, 18, 17)), Some(19));
+        let s2 = crate::Conv2dSpec::new(6, 8, 3).stride(2).padding(1);
+        assert_eq!(wide_width(&geometry(s2, 12, 13)), None);
+        assert_eq!(wide_width(&geometry(s2, 18, 17)), None);
+        assert_eq!(wide_width(&geometry(s2, 34, 33)), Some(18));
+        assert_eq!(grad_wide_width(&geometry(s2, 34, 33)), None);
+        assert_eq!(grad_wide_width(&geometry(s1, 18, 17)), Some(19));
+        assert_eq!(wide_width(&geometry(s2, 32, 32)), Some(17));
+        assert_eq!(
+            with_strided_direct(false, || wide_width(&geometry(s2, 32, 32))),
+            None
+        );
+        // Smallest width of the stride-2 case strategy of the tests.
+        for p in 0..=2 {
+            assert!(wide_width(&geometry(s2.padding(p), 3, 33)).is_some());
+        }
+        assert_eq!(wide_width(&geometry(s2.dilation(2), 32, 32)), None);
+    }
 
     /// Plain and fused multiply-adds, with the tile sizes of every build,
     /// against the sum written out, on offsets with gaps and overlaps.

@@ -14,7 +14,7 @@ use super::pointwise;
 use super::simd::Isa;
 use crate::error::Result;
 use crate::gemm::{gemm, mat, mat_ld, weight_by_columns};
-use crate::im2col::{col_ld, copy_short, im2col, pad_band};
+use crate::im2col::{col_ld, copy_short, im2col};
 use crate::spec::Geometry;
 
 /// Output pixels per band: bounds the im2col buffer (a band of
@@ -93,8 +93,8 @@ pub(super) fn forward<T: Element>(
                 if let Some(wp) = wide {
                     // Direct kernel into the wide layout, then keep the W_out real columns.
                     let ptw = direct::round_up((oh1 - oh0) * wp, direct::nr::<T>(isa));
-                    let chan = pad_band(x_g, g, oh0, oh1, wp + direct::nr::<T>(isa), scratch);
-                    direct::tap_offsets(g, chan, wp, offs);
+                    let slack = wp + direct::nr::<T>(isa);
+                    direct::pack_band(x_g, g, oh0, oh1, wp, slack, scratch, offs);
                     let panel = &wt[grp * kk * m_pad..(grp + 1) * kk * m_pad];
                     direct::correlate(isa, panel, m_pad, scratch, offs, wide_out, ptw);
                     let mut out_g = out_g;

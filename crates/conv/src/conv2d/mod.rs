@@ -13,6 +13,7 @@ mod forward;
 mod pointwise;
 mod simd;
 
+pub use direct::with_strided_direct;
 pub use simd::{with_isa, Isa};
 
 use gradlab_tensor::{Element, TensorError};
