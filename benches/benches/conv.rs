@@ -11,6 +11,19 @@
 //! [`gradlab_tensor::retain_freed_memory`], so the kernels are timed without
 //! the page faults of freshly mapped output buffers.
 //!
+//! `conv_isa_forward` and `conv_isa_forward_backward` run the same layers
+//! under every build of the hand-written kernels the CPU runs
+//! ([`gradlab_conv::with_isa`]), to compare their tile sizes in one run (the
+//! im2col + GEMM layers c and d run matrixmultiply's kernels, which choose
+//! their own instruction set, whatever the build).
+//!
+//! `conv_stride2` times 3x3 stride-2 layers through the direct kernel on
+//! phase-split bands (`direct`) and through im2col + GEMM (`im2col`), in the
+//! same run, to decide which route they take. Only the forward of images
+//! with at least 16 output columns takes the direct route (see
+//! `gradlab_conv`'s `direct::wide_width`), so the two 16x16 layers run the
+//! same code under both names: the gap between them is the run's noise.
+//!
 //! `sgemm_1024_2threads` is matrixmultiply's single-threaded sgemm on a
 //! 1024 x 1024 x 1024 problem split by rows into rayon tasks, the way the
 //! convolution kernels use it, so both run on the same threads.
@@ -21,7 +34,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gradlab_benches::{conv_layers, CONV_BATCH};
-use gradlab_conv::{conv2d, conv2d_backward};
+use gradlab_conv::{conv2d, conv2d_backward, with_isa, with_strided_direct, Conv2dSpec, Isa};
 use gradlab_tensor::{gemm, Tensor};
 use ndarray::{Array1, Array2, Array4, Axis, Ix4};
 use rayon::prelude::*;
@@ -63,13 +76,19 @@ fn bench_sgemm(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_conv(c: &mut Criterion) {
-    gradlab_tensor::retain_freed_memory();
-    let mut fwd = c.benchmark_group("conv_forward");
-    fwd.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    let cases: Vec<_> = conv_layers()
+type Layer = (
+    &'static str,
+    gradlab_conv::Conv2dSpec,
+    Array4<f32>,
+    Array4<f32>,
+    Array1<f32>,
+    Array4<f32>,
+    u64,
+);
+
+/// The layers of [`conv_layers`] with their operands and MAC counts.
+fn layers() -> Vec<Layer> {
+    conv_layers()
         .into_iter()
         .map(|(name, spec, hw)| {
             let x = rand4([BATCH, spec.in_channels, hw, hw], 1);
@@ -80,7 +99,16 @@ fn bench_conv(c: &mut Criterion) {
             let macs = spec.macs(BATCH, hw, hw).expect("valid layer");
             (name, spec, x, w, b, dy, macs)
         })
-        .collect();
+        .collect()
+}
+
+fn bench_conv(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let mut fwd = c.benchmark_group("conv_forward");
+    fwd.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let cases = layers();
     for (name, spec, x, w, b, _, macs) in &cases {
         fwd.throughput(Throughput::Elements(2 * macs));
         fwd.bench_function(BenchmarkId::from_parameter(name), |bench| {
@@ -107,5 +135,94 @@ fn bench_conv(c: &mut Criterion) {
     both.finish();
 }
 
-criterion_group!(benches, bench_sgemm, bench_conv);
+/// Every layer under every build the CPU runs, forward and forward+backward.
+fn bench_isa(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let cases = layers();
+    for (group_name, backward) in [
+        ("conv_isa_forward", false),
+        ("conv_isa_forward_backward", true),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        for (name, spec, x, w, b, dy, macs) in &cases {
+            group.throughput(Throughput::Elements(if backward { 6 } else { 2 } * macs));
+            for isa in Isa::available() {
+                group.bench_function(BenchmarkId::new(*name, isa), |bench| {
+                    bench.iter(|| {
+                        with_isa(isa, || {
+                            let y =
+                                conv2d(x.view(), w.view(), Some(b.view()), spec).expect("valid");
+                            let g = backward.then(|| {
+                                conv2d_backward(x.view(), w.view(), dy.view(), spec).expect("valid")
+                            });
+                            black_box((y, g))
+                        })
+                        .expect("an available build")
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+/// 3x3 stride-2 layers (the downsampling convolutions of ResNets) by both
+/// routes, forward and forward+backward.
+fn bench_stride2(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let mut group = c.benchmark_group("conv_stride2");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let layers = [
+        (
+            "16-32_32x32",
+            Conv2dSpec::new(16, 32, 3).stride(2).padding(1),
+            32,
+        ),
+        (
+            "32-64_16x16",
+            Conv2dSpec::new(32, 64, 3).stride(2).padding(1),
+            16,
+        ),
+        (
+            "64-128_16x16",
+            Conv2dSpec::new(64, 128, 3).stride(2).padding(1),
+            16,
+        ),
+    ];
+    for (name, spec, hw) in layers {
+        let x = rand4([BATCH, spec.in_channels, hw, hw], 1);
+        let w = rand4(spec.weight_shape(), 2);
+        let [oh, ow] = spec.output_size(hw, hw).expect("valid layer");
+        let dy = rand4([BATCH, spec.out_channels, oh, ow], 3);
+        let macs = spec.macs(BATCH, hw, hw).expect("valid layer");
+        for (pass, backward) in [("forward", false), ("fwd+bwd", true)] {
+            group.throughput(Throughput::Elements(if backward { 6 } else { 2 } * macs));
+            for (route, on) in [("direct", true), ("im2col", false)] {
+                let id = BenchmarkId::new(format!("{name}/{pass}"), route);
+                group.bench_function(id, |bench| {
+                    bench.iter(|| {
+                        with_strided_direct(on, || {
+                            let y = conv2d(x.view(), w.view(), None, &spec).expect("valid");
+                            let g = backward.then(|| {
+                                conv2d_backward(x.view(), w.view(), dy.view(), &spec)
+                                    .expect("valid")
+                            });
+                            black_box((y, g))
+                        })
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_conv, bench_isa, bench_stride2);
 criterion_main!(benches);

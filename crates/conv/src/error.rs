@@ -135,6 +135,21 @@ pub enum ConvError {
         /// What was being computed.
         what: &'static str,
     },
+    /// A string that names no kernel build (see [`Isa`](crate::Isa)).
+    #[error("unknown kernel build {value:?}: expected one of plain, avx2, avx512")]
+    UnknownIsa {
+        /// The string given.
+        value: String,
+    },
+    /// A kernel build this CPU cannot run was asked for explicitly
+    /// ([`with_isa`](crate::with_isa)).
+    #[error("kernel build {isa} needs CPU features this machine lacks; available: {available:?}")]
+    IsaUnsupported {
+        /// The build asked for.
+        isa: crate::Isa,
+        /// The builds this CPU can run.
+        available: Vec<crate::Isa>,
+    },
     /// A tensor-level operation (GEMM) failed; a bug in this crate if it happens.
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] TensorError),

@@ -204,6 +204,61 @@ pub(crate) fn pad_band<T: Element>(
     band.channel_len(g)
 }
 
+/// The zero-padded input rows of a band of a strided convolution, split
+/// into `sH * sW` phase planes per channel (row phase `a`, column phase `f`,
+/// plane `a*sW + f`), followed by `slack` zeros; returns the elements per
+/// channel and per plane. Row `q` of plane `(a, f)` holds padded input row
+/// `(oh0 + q)*sH + a`, its columns `f, f + sW, f + 2sW, ...`, in `wq`
+/// elements, for `q < rq = (oh1 - oh0) + (kH-1)*dH / sH`.
+///
+/// In those planes, output pixel `(oh, ow)` of tap `(i, j)` reads row
+/// `oh - oh0 + (i*dH)/sH`, column `ow + (j*dW)/sW` of plane
+/// `((i*dH)%sH, (j*dW)%sW)`: every tap is a unit-stride run, as in the
+/// stride-1 band of [`pad_band`], which is the one-phase case.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn phase_band<T: Element>(
+    x: &[T],
+    g: &Geometry,
+    oh0: usize,
+    oh1: usize,
+    wq: usize,
+    slack: usize,
+    scratch: &mut Vec<T>,
+) -> (usize, usize) {
+    let (h, w) = (g.h, g.w);
+    let [sh, sw] = g.s;
+    let rq = (oh1 - oh0) + (g.k[0] - 1) * g.d[0] / sh;
+    let plane = rq * wq;
+    let chan = sh * sw * plane;
+    scratch.clear();
+    scratch.resize(g.cig * chan + slack, T::zero());
+    for ci in 0..g.cig {
+        let src_plane = &x[ci * h * w..(ci + 1) * h * w];
+        for a in 0..sh {
+            for q in 0..rq {
+                let Some(ih) = ((oh0 + q) * sh + a).checked_sub(g.p[0]).filter(|&r| r < h) else {
+                    continue;
+                };
+                let src = &src_plane[ih * w..(ih + 1) * w];
+                for f in 0..sw {
+                    // Phase columns r whose padded column r*sW + f - pW is inside the row.
+                    let r0 = g.p[1].saturating_sub(f).div_ceil(sw);
+                    let r1 = (w + g.p[1]).saturating_sub(f).div_ceil(sw).min(wq);
+                    let d = ci * chan + (a * sw + f) * plane + q * wq;
+                    let first = r0 * sw + f - g.p[1];
+                    for (dst, &v) in scratch[d + r0..d + r1.max(r0)]
+                        .iter_mut()
+                        .zip(src[first.min(w)..].iter().step_by(sw))
+                    {
+                        *dst = v;
+                    }
+                }
+            }
+        }
+    }
+    (chan, plane)
+}
+
 /// Adds the column matrix `col` (as produced by [`im2col`] for rows
 /// `oh0..oh1`, row stride `ld`) back onto the input planes `x` of one group
 /// (`[cig, H, W]`).

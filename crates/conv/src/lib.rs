@@ -18,6 +18,29 @@
 //! - [`max_pool2d`], [`avg_pool2d`] and [`global_avg_pool2d`] with their
 //!   backward passes, specified by [`Pool2dSpec`].
 //!
+//! ## Kernel builds and `GRADLAB_ISA`
+//!
+//! The hand-written vectorised kernels (the direct convolution, its weight
+//! gradient, the depthwise loops) are compiled three times, one per [`Isa`]:
+//! `plain` (portable, separate multiply and add), `avx2` (AVX2 + FMA,
+//! 256-bit vectors) and `avx512` (AVX-512F, 512-bit vectors and larger
+//! register tiles). Each call runs the best build the CPU has, unless
+//!
+//! - the environment variable `GRADLAB_ISA=plain|avx2|avx512` asks for
+//!   another (read once per process; an unknown value or a build the CPU
+//!   cannot run is not an error: the best build runs and a note goes to
+//!   stderr once), or
+//! - the call is made inside [`with_isa`], which overrides both for the
+//!   calling thread and returns [`ConvError::IsaUnsupported`] for a build
+//!   the CPU cannot run (the tests use it to compare every build with the
+//!   reference).
+//!
+//! [`Isa::current`] tells which build a call would run. Builds round
+//! differently (fused or not, different summation orders), so their results
+//! agree to rounding; one build gives the same bits whatever the number of
+//! threads. The GEMMs (matrixmultiply) pick their own instruction set,
+//! whatever the build.
+//!
 //! Every call that can be fed bad input returns a [`ConvError`] naming the
 //! shapes and values involved; nothing here panics on user data. Views with
 //! any strides are accepted (copied to row-major where a kernel needs it).
@@ -51,7 +74,11 @@ mod pool;
 pub mod reference;
 mod spec;
 
-pub use conv2d::{conv2d, conv2d_backward, conv2d_backward_params, Conv2dGrads, Conv2dParamGrads};
+#[doc(hidden)]
+pub use conv2d::with_strided_direct;
+pub use conv2d::{
+    conv2d, conv2d_backward, conv2d_backward_params, with_isa, Conv2dGrads, Conv2dParamGrads, Isa,
+};
 pub use error::{ConvError, Result};
 pub use pool::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward, max_pool2d,

@@ -3,59 +3,74 @@
 
 mod common;
 
-use common::{depthwise_case, max_rel_err, operands, valid_case, Case, Stored};
+use common::{depthwise_case, max_rel_err, operands, stride2_case, valid_case, Case, Stored};
 use gradlab_conv::{
-    conv2d, conv2d_backward, conv2d_backward_params, reference, Conv2dSpec, ConvKind,
+    conv2d, conv2d_backward, conv2d_backward_params, reference, with_isa, Conv2dSpec, ConvKind, Isa,
 };
 use gradlab_tensor::Element;
 use ndarray::Array4;
 use proptest::prelude::*;
 
-/// Runs fast and reference forward and backward on a case and returns the
-/// largest relative error of output, input, weight and bias gradients.
-fn compare<T: Element>(c: &Case) -> [f64; 4] {
+/// Runs reference forward and backward on a case, then the fast kernels
+/// under every build this machine runs, and returns per build the largest
+/// relative error of output, input, weight and bias gradients.
+fn compare<T: Element>(c: &Case) -> Vec<(Isa, [f64; 4])> {
     let ops = operands::<T>(c);
     let xs = Stored::new(&ops.x, c.layout);
     let ws = Stored::new(&ops.w, c.layout);
     let (x, w) = (xs.view(), ws.view());
     let b = ops.b.as_ref().map(|b| b.view());
-    let fast = conv2d(x, w, b, &c.spec).expect("valid case");
     let slow = reference::conv2d(x, w, b, &c.spec).expect("valid case");
     // Upstream gradient: random, and laid out like the other operands.
     let dy = common::rand4::<T>(
         [
-            fast.shape()[0],
-            fast.shape()[1],
-            fast.shape()[2],
-            fast.shape()[3],
+            slow.shape()[0],
+            slow.shape()[1],
+            slow.shape()[2],
+            slow.shape()[3],
         ],
         c.seed.wrapping_add(3),
     );
     let dys = Stored::new(&dy, c.layout);
-    let gf = conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case");
     let gs = reference::conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case");
-    // Without the input gradient, the parameters' gradients are the same bits.
-    let gp = conv2d_backward_params(x, w, dys.view(), &c.spec).expect("valid case");
-    assert_eq!(gp.weight, gf.weight, "params-only weight gradient");
-    assert_eq!(gp.bias, gf.bias, "params-only bias gradient");
-    [
-        max_rel_err(&fast, &slow),
-        max_rel_err(&gf.input, &gs.input),
-        max_rel_err(&gf.weight, &gs.weight),
-        max_rel_err(&gf.bias, &gs.bias),
-    ]
+    common::builds()
+        .into_iter()
+        .map(|isa| {
+            let (fast, gf, gp) = with_isa(isa, || {
+                (
+                    conv2d(x, w, b, &c.spec).expect("valid case"),
+                    conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case"),
+                    conv2d_backward_params(x, w, dys.view(), &c.spec).expect("valid case"),
+                )
+            })
+            .expect("an available build");
+            // Without the input gradient, the parameters' gradients are the same bits.
+            assert_eq!(gp.weight, gf.weight, "{isa}: params-only weight gradient");
+            assert_eq!(gp.bias, gf.bias, "{isa}: params-only bias gradient");
+            let errs = [
+                max_rel_err(&fast, &slow),
+                max_rel_err(&gf.input, &gs.input),
+                max_rel_err(&gf.weight, &gs.weight),
+                max_rel_err(&gf.bias, &gs.bias),
+            ];
+            (isa, errs)
+        })
+        .collect()
 }
 
-fn check(errs: [f64; 4], tol: f64) -> Result<(), TestCaseError> {
+fn check(results: Vec<(Isa, [f64; 4])>, tol: f64) -> Result<(), TestCaseError> {
     let names = ["output", "grad input", "grad weight", "grad bias"];
-    for (e, name) in errs.iter().zip(names) {
-        prop_assert!(
-            *e <= tol,
-            "{} differs from the reference by {:e} (> {:e})",
-            name,
-            e,
-            tol
-        );
+    for (isa, errs) in results {
+        for (e, name) in errs.iter().zip(names) {
+            prop_assert!(
+                *e <= tol,
+                "{} ({} build) differs from the reference by {:e} (> {:e})",
+                name,
+                isa,
+                e,
+                tol
+            );
+        }
     }
     Ok(())
 }
@@ -85,6 +100,20 @@ proptest! {
 
     #[test]
     fn depthwise_equals_reference_f32(c in depthwise_case()) {
+        check(compare::<f32>(&c), 1e-4)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn stride2_direct_equals_reference_f64(c in stride2_case()) {
+        check(compare::<f64>(&c), 1e-10)?;
+    }
+
+    #[test]
+    fn stride2_direct_equals_reference_f32(c in stride2_case()) {
         check(compare::<f32>(&c), 1e-4)?;
     }
 }
@@ -215,6 +244,21 @@ fn named_cases() -> Vec<(&'static str, Case)> {
             "wide many channels",
             case(Conv2dSpec::new(20, 27, 3).padding(1), 2, 5, 16, 0),
         ),
+        // 3x3 stride 2 on images wide enough for the direct kernel on
+        // phase-split bands: odd and even widths, no padding, groups, more
+        // than one band of output rows.
+        (
+            "stride 2 direct",
+            case(Conv2dSpec::new(5, 7, 3).stride(2).padding(1), 2, 9, 33, 0),
+        ),
+        (
+            "stride 2 direct even, no padding",
+            case(Conv2dSpec::new(4, 6, 3).stride(2).groups(2), 2, 8, 36, 1),
+        ),
+        (
+            "stride 2 direct many bands",
+            case(Conv2dSpec::new(3, 4, 3).stride(2).padding(2), 1, 70, 64, 2),
+        ),
         // Batch larger than the number of chunks of the weight gradient.
         (
             "large batch",
@@ -236,10 +280,18 @@ fn named_cases() -> Vec<(&'static str, Case)> {
 #[test]
 fn named_edge_cases_equal_reference() {
     for (name, c) in named_cases() {
-        let e64 = compare::<f64>(&c);
-        assert!(e64.iter().all(|&e| e <= 1e-10), "{name} (f64): {e64:?}");
-        let e32 = compare::<f32>(&c);
-        assert!(e32.iter().all(|&e| e <= 1e-4), "{name} (f32): {e32:?}");
+        for (isa, e64) in compare::<f64>(&c) {
+            assert!(
+                e64.iter().all(|&e| e <= 1e-10),
+                "{name} (f64, {isa}): {e64:?}"
+            );
+        }
+        for (isa, e32) in compare::<f32>(&c) {
+            assert!(
+                e32.iter().all(|&e| e <= 1e-4),
+                "{name} (f32, {isa}): {e32:?}"
+            );
+        }
     }
 }
 
@@ -270,7 +322,13 @@ fn empty_batch_and_empty_planes() {
     }
 }
 
-/// The same inputs give bit-identical results with 1, 2 and 3 threads.
+/// The same inputs give bit-identical results with 1, 2 and 3 threads, in
+/// every build, on images below the direct kernel's width threshold (12x13:
+/// im2col + GEMM) and above it (18x17: `direct::wide_width` wants at most
+/// one junk column in 8, so padded 3x3 stride-1 outputs of 16 columns and
+/// more take the direct kernel, forward, input gradient and weight gradient,
+/// and 18 rows make two bands of output rows; 9x34 also takes the direct
+/// forward of the 3x3 stride-2 spec, 17 output columns).
 #[test]
 fn bit_identical_across_thread_counts() {
     let specs = [
@@ -279,47 +337,82 @@ fn bit_identical_across_thread_counts() {
         Conv2dSpec::new(8, 12, 1),
         Conv2dSpec::new(6, 12, 3).padding(1).groups(6),
     ];
-    for spec in specs {
-        let x = common::rand4::<f32>([21, spec.in_channels, 12, 13], 1);
-        let w = common::rand4::<f32>(spec.weight_shape(), 2);
-        let [oh, ow] = spec.output_size(12, 13).unwrap();
-        let dy = common::rand4::<f32>([21, spec.out_channels, oh, ow], 3);
-        let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let y = conv2d(x.view(), w.view(), None, &spec).unwrap();
-                    let g = conv2d_backward(x.view(), w.view(), dy.view(), &spec).unwrap();
-                    (y, g)
-                })
-        };
-        let one = run(1);
-        for threads in [2, 3] {
-            let other = run(threads);
-            assert!(
-                one.0
-                    .iter()
-                    .zip(&other.0)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "forward differs with {threads} threads for {spec:?}"
-            );
-            for (a, b) in [
-                (&one.1.input, &other.1.input),
-                (&one.1.weight, &other.1.weight),
-            ] {
+    for isa in common::builds() {
+        for (spec, (h, w)) in specs
+            .iter()
+            .flat_map(|s| [(12, 13), (18, 17), (9, 34)].map(|hw| (s, hw)))
+        {
+            let x = common::rand4::<f32>([21, spec.in_channels, h, w], 1);
+            let wt = common::rand4::<f32>(spec.weight_shape(), 2);
+            let [oh, ow] = spec.output_size(h, w).unwrap();
+            let dy = common::rand4::<f32>([21, spec.out_channels, oh, ow], 3);
+            let run = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| {
+                        with_isa(isa, || {
+                            let y = conv2d(x.view(), wt.view(), None, spec).unwrap();
+                            let g = conv2d_backward(x.view(), wt.view(), dy.view(), spec).unwrap();
+                            (y, g)
+                        })
+                        .expect("an available build")
+                    })
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                let other = run(threads);
+                let what = format!("{threads} threads, {isa} build, {h}x{w}, {spec:?}");
+                assert!(bits_equal(&one.0, &other.0), "forward differs with {what}");
                 assert!(
-                    a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "backward differs with {threads} threads for {spec:?}"
+                    bits_equal(&one.1.input, &other.1.input),
+                    "grad input differs with {what}"
+                );
+                assert!(
+                    bits_equal(&one.1.weight, &other.1.weight),
+                    "grad weight differs with {what}"
+                );
+                assert!(
+                    bits_equal(&one.1.bias, &other.1.bias),
+                    "grad bias differs with {what}"
                 );
             }
-            assert!(one
-                .1
-                .bias
-                .iter()
-                .zip(&other.1.bias)
-                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
+}
+
+fn bits_equal<D: ndarray::Dimension>(
+    a: &ndarray::Array<f32, D>,
+    b: &ndarray::Array<f32, D>,
+) -> bool {
+    a.shape() == b.shape() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
+/// Every build gives results within rounding of the others, and the plain
+/// build is what runs when asked for even on a CPU with vector units.
+#[test]
+fn builds_agree_and_are_selectable() {
+    assert!(Isa::available().contains(&Isa::Plain));
+    assert_eq!(Isa::available().last(), Some(&Isa::best()));
+    for isa in Isa::available() {
+        assert_eq!(with_isa(isa, Isa::current).unwrap(), isa);
+        // Nested overrides restore the outer one.
+        let (inner, outer) = with_isa(isa, || {
+            (with_isa(Isa::Plain, Isa::current).unwrap(), Isa::current())
+        })
+        .unwrap();
+        assert_eq!((inner, outer), (Isa::Plain, isa));
+    }
+    for isa in Isa::ALL.into_iter().filter(|i| !i.is_supported()) {
+        assert!(matches!(
+            with_isa(isa, || ()),
+            Err(gradlab_conv::ConvError::IsaUnsupported { .. })
+        ));
+    }
+    assert_eq!("AVX512".parse::<Isa>().unwrap(), Isa::Avx512);
+    assert!(matches!(
+        "sse2".parse::<Isa>(),
+        Err(gradlab_conv::ConvError::UnknownIsa { .. })
+    ));
 }

@@ -26,12 +26,13 @@ use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
-use super::direct::{self, wide_width};
+use super::direct::{self, grad_wide_width, wide_width};
 use super::forward::{self, bands, tile_rows};
+use super::simd::Isa;
 use super::{lane_sum, pointwise, RawGrads};
 use crate::error::Result;
 use crate::gemm::{gemm, internal, mat, mat_ld, mat_ld_mut, mat_mut};
-use crate::im2col::{col2im, col_ld, im2col, pad_band};
+use crate::im2col::{col2im, col_ld, im2col};
 use crate::spec::Geometry;
 
 /// Number of chunks the batch is cut into for the weight gradient; a constant,
@@ -43,6 +44,7 @@ pub(crate) const BATCH_CHUNKS: usize = 16;
 const PARTIAL_BUDGET: usize = 1 << 24;
 
 pub(super) fn backward<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
@@ -50,8 +52,8 @@ pub(super) fn backward<T: Element>(
 ) -> Result<RawGrads<T>> {
     match transposed_geometry(g) {
         Some(gt) => {
-            let (_, weight, bias) = weight_and_input_grads(x, w, dy, g, false)?;
-            let input = forward::forward(dy, &flipped_weight(w, g), None, &gt)?;
+            let (_, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false)?;
+            let input = forward::forward(isa, dy, &flipped_weight(w, g), None, &gt)?;
             Ok(RawGrads {
                 input,
                 weight,
@@ -59,7 +61,7 @@ pub(super) fn backward<T: Element>(
             })
         }
         None => {
-            let (input, weight, bias) = weight_and_input_grads(x, w, dy, g, true)?;
+            let (input, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, true)?;
             Ok(RawGrads {
                 input,
                 weight,
@@ -71,12 +73,13 @@ pub(super) fn backward<T: Element>(
 
 /// The weight and bias gradients only (`input` left empty).
 pub(super) fn backward_params<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
     g: &Geometry,
 ) -> Result<RawGrads<T>> {
-    let (input, weight, bias) = weight_and_input_grads(x, w, dy, g, false)?;
+    let (input, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false)?;
     Ok(RawGrads {
         input,
         weight,
@@ -147,6 +150,7 @@ fn flipped_weight<T: Element>(w: &[T], g: &Geometry) -> Vec<T> {
 /// The weight and bias gradients, and the input gradient by GEMM into
 /// columns and col2im when `input_grad` (an empty vector otherwise).
 fn weight_and_input_grads<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
@@ -176,14 +180,14 @@ fn weight_and_input_grads<T: Element>(
         // The weight gradient by the direct kernel where it applies: the
         // same method whether or not the input gradient is computed here, so
         // `conv2d_backward_params` gives the same bits as `conv2d_backward`.
-        let wide = if direct { None } else { wide_width(g) };
+        let wide = if direct { None } else { grad_wide_width(g) };
         let band_cols = if direct {
             0
         } else {
             kk * col_ld(tile_rows(g) * g.ow)
         };
         let col_len = if wide.is_some() { 0 } else { band_cols };
-        let m_pad = direct::round_up(g.cog, direct::nr::<T>());
+        let m_pad = direct::round_up(g.cog, direct::grad_nr::<T>());
         let wide_len = wide.map_or(0, |wp| m_pad * tile_rows(g) * wp);
         units
             .into_par_iter()
@@ -240,9 +244,17 @@ fn weight_and_input_grads<T: Element>(
                             }
                             let pt = cols.len();
                             if let Some(wp) = wide {
-                                let slack = wp + direct::nr::<T>();
-                                let chan = pad_band(x_g, g, oh0, oh1, slack, &mut scratch);
-                                direct::tap_offsets(g, chan, wp, &mut offs);
+                                let slack = wp + direct::grad_nr::<T>();
+                                direct::pack_band(
+                                    x_g,
+                                    g,
+                                    oh0,
+                                    oh1,
+                                    wp,
+                                    slack,
+                                    &mut scratch,
+                                    &mut offs,
+                                );
                                 // dy transposed to [wide pixel, channel]; the
                                 // junk pixels are neither written nor read.
                                 let rows = oh1 - oh0;
@@ -263,7 +275,8 @@ fn weight_and_input_grads<T: Element>(
                                     .as_slice_mut()
                                     .ok_or_else(|| internal("backward weight gradient", 0))?;
                                 direct::weight_grad(
-                                    dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow, dw_s, kk,
+                                    isa, dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow, dw_s,
+                                    kk,
                                 );
                             } else {
                                 let ld = col_ld(pt);

@@ -10,8 +10,9 @@
 //! `(oh, ow)` sits at flat position `t = oh*Wp + ow` of a "wide" output with
 //! `Wp` (padded width) columns, and every kernel tap `(i, j)` reads the input
 //! at `t + i*dH*Wp + j*dW`. The convolution becomes a 1-D correlation with
-//! `kH*kW` fixed offsets over a long array, computed [`BLOCK`] outputs at a
-//! time in a fixed-size accumulator the compiler keeps in vector registers;
+//! `kH*kW` fixed offsets over a long array, computed a block of outputs at a
+//! time (see [`block`]) in a fixed-size accumulator the compiler keeps in
+//! vector registers;
 //! the `Wp - W_out` wide columns that are not outputs are dropped. The input
 //! gradient is the same correlation on the (zero-extended) output gradient
 //! with the offsets mirrored, and each weight gradient a dot product of two
@@ -24,7 +25,7 @@
 use gradlab_tensor::Element;
 use rayon::prelude::*;
 
-use super::simd::{avx2_fma, madd};
+use super::simd::{isa_builds, madd, Isa};
 use super::RawGrads;
 use crate::error::Result;
 use crate::im2col::copy_short;
@@ -48,48 +49,38 @@ fn padded_dims(g: &Geometry) -> (usize, usize) {
     (g.h + 2 * g.p[0], g.w + 2 * g.p[1])
 }
 
-/// Outputs computed together by the flat (stride 1) kernels.
-const BLOCK: usize = 32;
-
-/// `out[t] = init[t] + sum_k wk[k] * src[t + offs[k]]` for every `t` of
-/// `out` (whose length is a multiple of [`BLOCK`]), where `init` is `bias`,
-/// or `out`'s previous value when `accumulate`. Taps are added in order.
-///
-/// Runs an AVX2+FMA build of the loop when the CPU has it (chosen at run
-/// time, so the result is the same on every call on one machine).
-#[inline]
-fn flat_corr<T: Element>(
-    src: &[T],
-    offs: &[usize],
-    wk: &[T],
-    bias: T,
-    accumulate: bool,
-    out: &mut [T],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { flat_corr_avx2(src, offs, wk, bias, accumulate, out) };
-        return;
-    }
-    flat_corr_impl::<T, false>(src, offs, wk, bias, accumulate, out);
+/// Outputs computed together by the flat (stride 1) kernels for vectors of
+/// `vb` bytes: as many as the vector has bytes, so 4 (f32) or 8 (f64)
+/// vectors of accumulators in every build.
+const fn block_of(vb: usize) -> usize {
+    vb
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn flat_corr_avx2<T: Element>(
-    src: &[T],
-    offs: &[usize],
-    wk: &[T],
-    bias: T,
-    accumulate: bool,
-    out: &mut [T],
-) {
-    flat_corr_impl::<T, true>(src, offs, wk, bias, accumulate, out);
+/// Outputs computed together by [`flat_corr`] in the build `isa`.
+fn block(isa: Isa) -> usize {
+    block_of(isa.vector_bytes())
+}
+
+isa_builds! {
+    /// `out[t] = init[t] + sum_k wk[k] * src[t + offs[k]]` for every `t` of
+    /// `out` (whose length is a multiple of [`block`]), where `init` is
+    /// `bias`, or `out`'s previous value when `accumulate`. Taps are added in
+    /// order, so the result does not depend on the block size. Runs the build
+    /// `isa`.
+    fn flat_corr<T: Element>(
+        src: &[T],
+        offs: &[usize],
+        wk: &[T],
+        bias: T,
+        accumulate: bool,
+        out: &mut [T],
+    ) [FMA, VB] {
+        flat_corr_impl::<T, FMA, { block_of(VB) }>(src, offs, wk, bias, accumulate, out);
+    }
 }
 
 #[inline(always)]
-fn flat_corr_impl<T: Element, const FMA: bool>(
+fn flat_corr_impl<T: Element, const FMA: bool, const BLOCK: usize>(
     src: &[T],
     offs: &[usize],
     wk: &[T],
@@ -117,32 +108,28 @@ fn flat_corr_impl<T: Element, const FMA: bool>(
 
 /// Taps whose weight gradients one pass of [`flat_dots`] computes.
 const DOT_TAPS: usize = 3;
-/// Elements per iteration of [`flat_dots`].
-const DOT_WIDTH: usize = 16;
 
-/// `out[k] = sum_t a[t] * b[t + offs[k]]` for `t < len` (`len` a multiple of
-/// [`DOT_WIDTH`]), [`DOT_TAPS`] taps per pass over `a` so the partial sums of
-/// several taps advance together; partial sums are added in a fixed order.
-/// AVX2+FMA build when the CPU has it.
-#[inline]
-fn flat_dots<T: Element>(a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { flat_dots_avx2(a, b, len, offs, out) };
-        return;
-    }
-    flat_dots_impl::<T, false>(a, b, len, offs, out);
+/// Elements per iteration of [`flat_dots`] for vectors of `vb` bytes: half
+/// as many as the vector has bytes (two 256-bit or 512-bit vectors of f32
+/// per tap).
+const fn dot_width_of(vb: usize) -> usize {
+    vb / 2
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn flat_dots_avx2<T: Element>(a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T]) {
-    flat_dots_impl::<T, true>(a, b, len, offs, out);
+isa_builds! {
+    /// `out[k] = sum_t a[t] * b[t + offs[k]]` for `t < len` (`len` a
+    /// multiple of the build's dot width, see [`Flat`]), [`DOT_TAPS`] taps
+    /// per pass over `a` so the partial sums of several taps advance
+    /// together; partial sums are added in a fixed order. Runs the build
+    /// `isa`.
+    fn flat_dots<T: Element>(a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T])
+    [FMA, VB] {
+        flat_dots_impl::<T, FMA, { dot_width_of(VB) }>(a, b, len, offs, out);
+    }
 }
 
 #[inline(always)]
-fn flat_dots_impl<T: Element, const FMA: bool>(
+fn flat_dots_impl<T: Element, const FMA: bool, const DOT_WIDTH: usize>(
     a: &[T],
     b: &[T],
     len: usize,
@@ -181,16 +168,17 @@ struct Flat {
     wp: usize,
     /// Flat offset of each tap `(i, j)`: `i*dH*Wp + j*dW`.
     offs: Vec<usize>,
-    /// Wide output length `H_out * Wp` rounded up to [`BLOCK`].
+    /// Wide output length `H_out * Wp` rounded up to the [`block`].
     out_len: usize,
     /// Length of the padded-plane buffer, with room for the last block.
     pad_len: usize,
     /// Input-gradient offsets: `pH*Wp + E - offs[k]`, `E` the largest offset.
     back_offs: Vec<usize>,
-    /// Wide input-gradient length `H * Wp` rounded up to [`BLOCK`].
+    /// Wide input-gradient length `H * Wp` rounded up to the [`block`].
     in_len: usize,
     /// Length of the weight-gradient dot products: `H_out * Wp` rounded up
-    /// to [`DOT_WIDTH`] (the wide output gradient is zero past its end).
+    /// to the build's dot width (the wide output gradient is zero past its
+    /// end).
     dot_len: usize,
     /// Where the wide output gradient starts in its zero-extended buffer (`E`).
     ext_start: usize,
@@ -199,24 +187,26 @@ struct Flat {
 }
 
 impl Flat {
-    fn new(g: &Geometry) -> Self {
+    fn new(g: &Geometry, isa: Isa) -> Self {
         let (hp, wp) = padded_dims(g);
+        let block = block(isa);
+        let dot_width = dot_width_of(isa.vector_bytes());
         let offs: Vec<usize> = (0..g.k[0])
             .flat_map(|i| (0..g.k[1]).map(move |j| i * g.d[0] * wp + j * g.d[1]))
             .collect();
         let e = offs.last().copied().unwrap_or(0);
-        let out_len = (g.oh * wp).div_ceil(BLOCK) * BLOCK;
-        let in_len = (g.h * wp).div_ceil(BLOCK) * BLOCK;
+        let out_len = (g.oh * wp).div_ceil(block) * block;
+        let in_len = (g.h * wp).div_ceil(block) * block;
         let back_offs = offs.iter().map(|&o| g.p[0] * wp + e - o).collect();
         Flat {
             wp,
-            pad_len: (hp * wp).max(out_len + e) + BLOCK,
+            pad_len: (hp * wp).max(out_len + e) + block,
             out_len,
             back_offs,
             in_len,
-            dot_len: (g.oh * wp).div_ceil(DOT_WIDTH) * DOT_WIDTH,
+            dot_len: (g.oh * wp).div_ceil(dot_width) * dot_width,
             ext_start: e,
-            ext_len: in_len + g.p[0] * wp + 2 * e + hp * wp + BLOCK,
+            ext_len: in_len + g.p[0] * wp + 2 * e + hp * wp + block,
             offs,
         }
     }
@@ -294,6 +284,7 @@ fn plane_forward<T: Element>(pad: &[T], wp: usize, wk: &[T], b: T, g: &Geometry,
 }
 
 pub(super) fn forward<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
@@ -303,7 +294,7 @@ pub(super) fn forward<T: Element>(
     let (hp, wp) = padded_dims(g);
     let mut out = super::zeros("conv2d", g.n * g.c_out * op)?;
     if g.s == [1, 1] {
-        let f = Flat::new(g);
+        let f = Flat::new(g, isa);
         out.par_chunks_mut(m * op)
             .enumerate()
             .with_min_len(min_planes(g))
@@ -315,7 +306,15 @@ pub(super) fn forward<T: Element>(
                     for q in 0..m {
                         let co = c * m + q;
                         let b = bias.map_or(T::zero(), |b| b[co]);
-                        flat_corr(pad, &f.offs, &w[co * kk..(co + 1) * kk], b, false, wide);
+                        flat_corr(
+                            isa,
+                            pad,
+                            &f.offs,
+                            &w[co * kk..(co + 1) * kk],
+                            b,
+                            false,
+                            wide,
+                        );
                         copy_rows(out_c, q * op, g.ow, wide, 0, f.wp, g.oh, g.ow);
                     }
                 },
@@ -428,6 +427,7 @@ fn plane_backward<T: Element>(
 }
 
 pub(super) fn backward<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
@@ -446,7 +446,7 @@ pub(super) fn backward<T: Element>(
         dx.chunks_mut(hw).collect()
     };
     if g.s == [1, 1] {
-        let f = Flat::new(g);
+        let f = Flat::new(g, isa);
         dx_chunks
             .par_iter_mut()
             .zip(dw_part.par_chunks_mut(m * kk))
@@ -472,6 +472,7 @@ pub(super) fn backward<T: Element>(
                         // columns that are not outputs), after E zeros.
                         copy_rows(ext, f.ext_start, f.wp, dy_q, 0, g.ow, g.oh, g.ow);
                         flat_dots(
+                            isa,
                             &ext[f.ext_start..],
                             pad,
                             f.dot_len,
@@ -479,6 +480,7 @@ pub(super) fn backward<T: Element>(
                             &mut dw_c[q * kk..(q + 1) * kk],
                         );
                         flat_corr(
+                            isa,
                             ext,
                             &f.back_offs,
                             &w[co * kk..(co + 1) * kk],

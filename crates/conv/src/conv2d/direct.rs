@@ -1,6 +1,10 @@
-//! Direct stride-1 convolution on a zero-padded band of input rows: a GEMM
-//! whose right-hand matrix is read straight from the band, without im2col
-//! columns or GEMM packing.
+//! Direct convolution on a zero-padded band of input rows: a GEMM whose
+//! right-hand matrix is read straight from the band, without im2col columns
+//! or GEMM packing. Stride 1 below; strided specs split the band into phase
+//! planes first (`im2col::phase_band`: row phase, column phase), in which
+//! every tap is again a unit-stride run of row length `wq = ceil(Wp / s)`,
+//! so the same kernels and offsets apply with `wq` for `Wp` (see
+//! [`pack_band`]).
 //!
 //! In the band (channel after channel, rows `Wp = W + 2pW` wide, see
 //! `im2col::pad_band`) the input under kernel tap `k = (ci, i, j)` for the
@@ -10,41 +14,111 @@
 //! `out[c, t] = sum_k wt[k, c] * band[t + offs[k]]`
 //!
 //! is a matrix product whose `k`-th right-hand row is the contiguous run
-//! `band[offs[k]..]`. It is computed in register tiles of [`MR`] output
-//! channels by two vectors of wide pixels (16 `f32` or 8 `f64`, see [`nr`]):
-//! per tap, two vector loads of the band, [`MR`] broadcasts of the weight and
-//! eight fused multiply-adds into eight accumulators that stay in registers
-//! (a 4 x 24 tile needs one register more than AVX2 has; it spilled and took
-//! 1.8 times as long on layer a of the conv bench). Columns
-//! `t % Wp >= W_out` straddle two rows and are junk, dropped by the caller;
-//! taps are summed in order, so every output is one fixed sequence of
-//! operations whatever the threading.
+//! `band[offs[k]..]`. It is computed in register tiles of [`mr`] output
+//! channels by a few vectors of wide pixels (see [`nr`]): per tap, one
+//! vector load of the band per vector, [`mr`] broadcasts of the weight and
+//! one fused multiply-add per accumulator, the accumulators staying in
+//! registers. The AVX2 build (16 registers) takes 4 channels by two vectors:
+//! a 4 x 24 tile needs one register more than AVX2 has; it spilled and took
+//! 1.8 times as long on layer a of the conv bench. The AVX-512 build (32
+//! registers) takes 4 channels by three vectors, 12 accumulators (with 8
+//! channels LLVM vectorised across the channels instead, and spilled; 6
+//! channels would pad 16- and 32-channel layers by 1/8). Columns `t % Wp >= W_out` straddle two rows and are junk,
+//! dropped by the caller; taps are summed in order, so every output is one
+//! fixed sequence of operations whatever the threading.
 
 use gradlab_tensor::Element;
 
-use super::simd::{avx2_fma, madd};
+use std::cell::Cell;
+
+use super::simd::{isa_builds, madd, Isa};
+use crate::im2col::{pad_band, phase_band};
 use crate::spec::Geometry;
 
-/// Output channels per register tile.
-pub(crate) const MR: usize = 4;
+/// Output channels per register tile of [`correlate`], for vectors of `vb`
+/// bytes.
+const fn mr_of(_vb: usize) -> usize {
+    4
+}
 
-/// Wide pixels per register tile: two 256-bit vectors of `T`.
-pub(crate) fn nr<T>() -> usize {
-    if std::mem::size_of::<T>() == 4 {
-        16
+/// Wide pixels per register tile of [`correlate`]: two vectors of `vb`
+/// bytes of elements of `elem` bytes, three of 512-bit vectors.
+const fn nr_of(vb: usize, elem: usize) -> usize {
+    if vb >= 64 {
+        3 * vb / elem
     } else {
-        8
+        2 * vb / elem
     }
 }
 
-/// Padded width `Wp = W + 2pW` of the wide output of a stride-1
-/// convolution, when the direct kernel applies and pays: it computes
-/// `Wp - W_out` junk columns per output row, so it is used while they add at
-/// most 1/8 (on the conv bench, 8x8 images with padding 1 ran as fast
-/// through it as through im2col + GEMM, larger images faster).
+/// Output channels per register tile of [`correlate`] in the build `isa`
+/// (the weight panels are padded to a multiple of it).
+pub(crate) fn mr(isa: Isa) -> usize {
+    mr_of(isa.vector_bytes())
+}
+
+/// Wide pixels per register tile of [`correlate`] in the build `isa`.
+pub(crate) fn nr<T>(isa: Isa) -> usize {
+    nr_of(isa.vector_bytes(), std::mem::size_of::<T>())
+}
+
+thread_local! {
+    /// Whether strided specs may take the direct kernel on this thread (see
+    /// [`with_strided_direct`]).
+    static STRIDED_DIRECT: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Runs `f` with the direct kernel for strided convolutions on (the
+/// default) or off (im2col + GEMM) for the convolutions called on this
+/// thread; for the conv bench and the tests, which compare both routes in
+/// one process.
+#[doc(hidden)]
+pub fn with_strided_direct<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STRIDED_DIRECT.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(STRIDED_DIRECT.with(|s| s.replace(on)));
+    f()
+}
+
+/// Row length `wq` of the wide output of the direct kernel for the forward
+/// pass, when it applies and pays:
+/// - stride 1: `Wp = W + 2pW`; the kernel computes `Wp - W_out` junk
+///   columns per output row, so it is used while they add at most 1/8 (on
+///   the conv bench, 8x8 images with padding 1 ran as fast through it as
+///   through im2col + GEMM, larger images faster);
+/// - 3x3, stride 2, no dilation (the downsampling layers of ResNets): the
+///   length `ceil(Wp / 2)` of a column phase (see `im2col::phase_band`),
+///   while junk adds at most 1/16. On the `conv_stride2` bench the forward
+///   of 16->32 channels on 32x32 images (16 output columns) ran faster than
+///   im2col + GEMM, of 32->64 and 64->128 on 16x16 images (8 columns)
+///   slower.
+///
+/// Reads [`with_strided_direct`], so must be called on the convolution's
+/// calling thread.
 pub(crate) fn wide_width(g: &Geometry) -> Option<usize> {
     let wp = g.w + 2 * g.p[1];
-    (g.s == [1, 1] && g.ow > 0 && (wp - g.ow) * 8 <= g.ow).then_some(wp)
+    if g.ow == 0 {
+        None
+    } else if g.s == [1, 1] {
+        ((wp - g.ow) * 8 <= g.ow).then_some(wp)
+    } else if g.s == [2, 2] && g.k == [3, 3] && g.d == [1, 1] && STRIDED_DIRECT.with(Cell::get) {
+        let wq = wp.div_ceil(2);
+        ((wq - g.ow) * 16 <= g.ow).then_some(wq)
+    } else {
+        None
+    }
+}
+
+/// [`wide_width`] for the weight gradient: stride 1 only (strided weight
+/// gradients by the direct kernel on phase-split bands were slower than
+/// im2col + GEMM on the `conv_stride2` bench, forward+backward 14.4 against
+/// 11.1 ms on 16->32 channels, 32x32 images).
+pub(crate) fn grad_wide_width(g: &Geometry) -> Option<usize> {
+    wide_width(g).filter(|_| g.s == [1, 1])
 }
 
 /// `n` rounded up to a multiple of `m`.
@@ -52,64 +126,63 @@ pub(crate) fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
 }
 
-/// `offs[k]` of every tap `k = (ci, i, j)` of a band whose channels are
-/// `chan` elements apart and rows `wp` wide.
-pub(crate) fn tap_offsets(g: &Geometry, chan: usize, wp: usize, offs: &mut Vec<usize>) {
+/// Packs the band of input rows that output rows `oh0..oh1` of one group
+/// read (zero-padded; phase-split when strided) into `scratch`, followed by
+/// `slack` zeros, and sets `offs[k]` for every tap `k = (ci, i, j)` so that
+/// the input of wide output pixel `t = (oh - oh0)*wq + ow` under tap `k`
+/// is `scratch[t + offs[k]]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_band<T: Element>(
+    x_g: &[T],
+    g: &Geometry,
+    oh0: usize,
+    oh1: usize,
+    wq: usize,
+    slack: usize,
+    scratch: &mut Vec<T>,
+    offs: &mut Vec<usize>,
+) {
+    let [sh, sw] = g.s;
+    let (chan, plane) = if g.s == [1, 1] {
+        let chan = pad_band(x_g, g, oh0, oh1, slack, scratch);
+        (chan, chan)
+    } else {
+        phase_band(x_g, g, oh0, oh1, wq, slack, scratch)
+    };
     offs.clear();
     for ci in 0..g.cig {
         for i in 0..g.k[0] {
             for j in 0..g.k[1] {
-                offs.push(ci * chan + i * g.d[0] * wp + j * g.d[1]);
+                let (a, f) = ((i * g.d[0]) % sh, (j * g.d[1]) % sw);
+                let run = (i * g.d[0]) / sh * wq + (j * g.d[1]) / sw;
+                offs.push(ci * chan + (a * sw + f) * plane + run);
             }
         }
     }
 }
 
-/// `out[c*n + t] = sum_k wt[k*m + c] * band[t + offs[k]]` for `c < m` (a
-/// multiple of [`MR`]) and `t < n` (a multiple of [`nr`]); `band` must hold
-/// `max(offs) + n` elements.
-///
-/// Runs an AVX2+FMA build when the CPU has it.
-pub(crate) fn correlate<T: Element>(
-    wt: &[T],
-    m: usize,
-    band: &[T],
-    offs: &[usize],
-    out: &mut [T],
-    n: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { correlate_avx2(wt, m, band, offs, out, n) };
-        return;
-    }
-    if nr::<T>() == 16 {
-        correlate_impl::<T, false, 16>(wt, m, band, offs, out, n);
-    } else {
-        correlate_impl::<T, false, 8>(wt, m, band, offs, out, n);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn correlate_avx2<T: Element>(
-    wt: &[T],
-    m: usize,
-    band: &[T],
-    offs: &[usize],
-    out: &mut [T],
-    n: usize,
-) {
-    if nr::<T>() == 16 {
-        correlate_impl::<T, true, 16>(wt, m, band, offs, out, n);
-    } else {
-        correlate_impl::<T, true, 8>(wt, m, band, offs, out, n);
+isa_builds! {
+    /// `out[c*n + t] = sum_k wt[k*m + c] * band[t + offs[k]]` for `c < m` (a
+    /// multiple of [`mr`]) and `t < n` (a multiple of [`nr`]); `band` must
+    /// hold `max(offs) + n` elements. Runs the build `isa`.
+    pub(crate) fn correlate<T: Element>(
+        wt: &[T],
+        m: usize,
+        band: &[T],
+        offs: &[usize],
+        out: &mut [T],
+        n: usize,
+    ) [FMA, VB] {
+        if std::mem::size_of::<T>() == 4 {
+            correlate_impl::<T, FMA, { mr_of(VB) }, { nr_of(VB, 4) }>(wt, m, band, offs, out, n);
+        } else {
+            correlate_impl::<T, FMA, { mr_of(VB) }, { nr_of(VB, 8) }>(wt, m, band, offs, out, n);
+        }
     }
 }
 
 #[inline(always)]
-fn correlate_impl<T: Element, const FMA: bool, const NR: usize>(
+fn correlate_impl<T: Element, const FMA: bool, const MR: usize, const NR: usize>(
     wt: &[T],
     m: usize,
     band: &[T],
@@ -140,70 +213,62 @@ fn correlate_impl<T: Element, const FMA: bool, const NR: usize>(
     }
 }
 
-/// Taps per register tile of [`weight_grad`].
-const KR: usize = 4;
-
-/// The weight gradient of a band: `dw[c*ldw + k] += sum_t dyt[t*m + c] *
-/// band[t + offs[k]]` for `c < m_valid`, every tap `k` and every real (not
-/// junk) wide pixel `t = row*wp + col`, `row < rows`, `col < ow`. `dyt` is
-/// the output gradient transposed, `[t, m]`, `m` a multiple of [`nr`];
-/// `band` holds `max(offs) + rows*wp` elements.
-///
-/// Register tiles of [`KR`] taps by [`nr`] output channels: per pixel, [`KR`]
-/// broadcasts of the band, two vector loads of `dyt` and eight fused
-/// multiply-adds; pixels are summed in order. AVX2+FMA build when the CPU
-/// has it.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_grad<T: Element>(
-    dyt: &[T],
-    m: usize,
-    m_valid: usize,
-    band: &[T],
-    offs: &[usize],
-    rows: usize,
-    wp: usize,
-    ow: usize,
-    dw: &mut [T],
-    ldw: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { weight_grad_avx2(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw) };
-        return;
-    }
-    if nr::<T>() == 16 {
-        weight_grad_impl::<T, false, 16>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+/// Taps per register tile of [`weight_grad`] for vectors of `vb` bytes: 4
+/// taps by two 256-bit vectors of channels, or 8 taps by one 512-bit vector;
+/// 8 accumulators either way.
+const fn kr_of(vb: usize) -> usize {
+    if vb >= 64 {
+        8
     } else {
-        weight_grad_impl::<T, false, 8>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+        4
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn weight_grad_avx2<T: Element>(
-    dyt: &[T],
-    m: usize,
-    m_valid: usize,
-    band: &[T],
-    offs: &[usize],
-    rows: usize,
-    wp: usize,
-    ow: usize,
-    dw: &mut [T],
-    ldw: usize,
-) {
-    if nr::<T>() == 16 {
-        weight_grad_impl::<T, true, 16>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
-    } else {
-        weight_grad_impl::<T, true, 8>(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+/// Output channels per register tile of [`weight_grad`]: 64 bytes of them
+/// in every build (two 256-bit vectors or one 512-bit vector), so the output
+/// gradient is padded alike whatever the build.
+pub(crate) fn grad_nr<T>() -> usize {
+    64 / std::mem::size_of::<T>()
+}
+
+isa_builds! {
+    /// The weight gradient of a band: `dw[c*ldw + k] += sum_t dyt[t*m + c] *
+    /// band[t + offs[k]]` for `c < m_valid`, every tap `k` and every real
+    /// (not junk) wide pixel `t = row*wp + col`, `row < rows`, `col < ow`.
+    /// `dyt` is the output gradient transposed, `[t, m]`, `m` a multiple of
+    /// [`grad_nr`]; `band` holds `max(offs) + rows*wp` elements.
+    ///
+    /// Register tiles of a few taps by [`grad_nr`] output channels (see
+    /// `kr_of`): per pixel, one broadcast of the band per tap, vector loads
+    /// of `dyt` and one fused multiply-add per accumulator; pixels are summed
+    /// in order. Runs the build `isa`.
+    pub(crate) fn weight_grad<T: Element>(
+        dyt: &[T],
+        m: usize,
+        m_valid: usize,
+        band: &[T],
+        offs: &[usize],
+        rows: usize,
+        wp: usize,
+        ow: usize,
+        dw: &mut [T],
+        ldw: usize,
+    ) [FMA, VB] {
+        if std::mem::size_of::<T>() == 4 {
+            weight_grad_impl::<T, FMA, { kr_of(VB) }, 16>(
+                dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw,
+            );
+        } else {
+            weight_grad_impl::<T, FMA, { kr_of(VB) }, 8>(
+                dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw,
+            );
+        }
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn weight_grad_impl<T: Element, const FMA: bool, const NR: usize>(
+fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usize>(
     dyt: &[T],
     m: usize,
     m_valid: usize,
@@ -251,10 +316,39 @@ fn weight_grad_impl<T: Element, const FMA: bool, const NR: usize>(
 mod tests {
     use super::*;
 
-    /// Both builds of the kernel (plain and fused multiply-add) and both
-    /// tile widths against the sum written out, on offsets with gaps and
-    /// overlaps.
-    fn check<T: Element, const NR: usize>(tol: f64) {
+    fn geometry(spec: crate::Conv2dSpec, h: usize, w: usize) -> Geometry {
+        let input = [2, spec.in_channels, h, w];
+        let [o, c, kh, kw] = spec.weight_shape();
+        spec.geometry("test", input, [o, c, kh, kw]).unwrap()
+    }
+
+    /// The sizes the tests rely on take the routes they are meant to.
+    #[test]
+    fn routes() {
+        let s1 = crate::Conv2dSpec::new(6, 8, 3).padding(1);
+        assert_eq!(wide_width(&geometry(s1, 12, 13)), None);
+        assert_eq!(wide_width(&geometry(s1, 18, 17)), Some(19));
+        let s2 = crate::Conv2dSpec::new(6, 8, 3).stride(2).padding(1);
+        assert_eq!(wide_width(&geometry(s2, 12, 13)), None);
+        assert_eq!(wide_width(&geometry(s2, 18, 17)), None);
+        assert_eq!(wide_width(&geometry(s2, 34, 33)), Some(18));
+        assert_eq!(grad_wide_width(&geometry(s2, 34, 33)), None);
+        assert_eq!(grad_wide_width(&geometry(s1, 18, 17)), Some(19));
+        assert_eq!(wide_width(&geometry(s2, 32, 32)), Some(17));
+        assert_eq!(
+            with_strided_direct(false, || wide_width(&geometry(s2, 32, 32))),
+            None
+        );
+        // Smallest width of the stride-2 case strategy of the tests.
+        for p in 0..=2 {
+            assert!(wide_width(&geometry(s2.padding(p), 3, 33)).is_some());
+        }
+        assert_eq!(wide_width(&geometry(s2.dilation(2), 32, 32)), None);
+    }
+
+    /// Plain and fused multiply-adds, with the tile sizes of every build,
+    /// against the sum written out, on offsets with gaps and overlaps.
+    fn check<T: Element, const MR: usize, const NR: usize>(tol: f64) {
         let (m, n) = (2 * MR, 3 * NR);
         let offs = [0usize, 1, 5, 5, 17, 40];
         let band: Vec<T> = (0..40 + n)
@@ -265,8 +359,8 @@ mod tests {
             .collect();
         let mut plain = vec![T::zero(); m * n];
         let mut fused = vec![T::zero(); m * n];
-        correlate_impl::<T, false, NR>(&wt, m, &band, &offs, &mut plain, n);
-        correlate_impl::<T, true, NR>(&wt, m, &band, &offs, &mut fused, n);
+        correlate_impl::<T, false, MR, NR>(&wt, m, &band, &offs, &mut plain, n);
+        correlate_impl::<T, true, MR, NR>(&wt, m, &band, &offs, &mut fused, n);
         for c in 0..m {
             for t in 0..n {
                 let want: f64 = offs
@@ -286,16 +380,18 @@ mod tests {
 
     #[test]
     fn correlate_equals_the_written_out_sum() {
-        check::<f32, 16>(1e-4);
-        check::<f32, 8>(1e-4);
-        check::<f64, 8>(1e-12);
-        check::<f64, 16>(1e-12);
+        check::<f32, 4, 16>(1e-4);
+        check::<f32, 4, 8>(1e-4);
+        check::<f32, 4, 48>(1e-4);
+        check::<f64, 4, 8>(1e-12);
+        check::<f64, 4, 16>(1e-12);
+        check::<f64, 4, 24>(1e-12);
     }
 
-    /// Both builds of the weight-gradient kernel against the sum written
+    /// The weight-gradient kernel, plain and fused, against the sum written
     /// out: 6 taps (a tail tile of 2), 5 stored channels of 2 tiles, 3 rows of
     /// 4 real pixels in rows 6 wide; junk pixels hold NaN and must not be read.
-    fn check_weight_grad<T: Element, const NR: usize>(tol: f64) {
+    fn check_weight_grad<T: Element, const KR: usize, const NR: usize>(tol: f64) {
         let (m, m_valid, rows, wp, ow, ldw) = (2 * NR, 5, 3, 6, 4, 7);
         let offs = [0usize, 1, 2, 6, 7, 13];
         let band: Vec<T> = (0..13 + rows * wp)
@@ -315,9 +411,9 @@ mod tests {
         for fma in [false, true] {
             let mut dw = start.clone();
             let run = if fma {
-                weight_grad_impl::<T, true, NR>
+                weight_grad_impl::<T, true, KR, NR>
             } else {
-                weight_grad_impl::<T, false, NR>
+                weight_grad_impl::<T, false, KR, NR>
             };
             run(&dyt, m, m_valid, &band, &offs, rows, wp, ow, &mut dw, ldw);
             for c in 0..m_valid {
@@ -341,8 +437,10 @@ mod tests {
 
     #[test]
     fn weight_grad_equals_the_written_out_sum() {
-        check_weight_grad::<f32, 16>(1e-4);
-        check_weight_grad::<f32, 8>(1e-4);
-        check_weight_grad::<f64, 8>(1e-12);
+        check_weight_grad::<f32, 4, 16>(1e-4);
+        check_weight_grad::<f32, 4, 8>(1e-4);
+        check_weight_grad::<f32, 8, 16>(1e-4);
+        check_weight_grad::<f64, 4, 8>(1e-12);
+        check_weight_grad::<f64, 8, 8>(1e-12);
     }
 }

@@ -11,9 +11,10 @@ use rayon::prelude::*;
 
 use super::direct::{self, wide_width};
 use super::pointwise;
+use super::simd::Isa;
 use crate::error::Result;
 use crate::gemm::{gemm, mat, mat_ld, weight_by_columns};
-use crate::im2col::{col_ld, copy_short, im2col, pad_band};
+use crate::im2col::{col_ld, copy_short, im2col};
 use crate::spec::Geometry;
 
 /// Output pixels per band: bounds the im2col buffer (a band of
@@ -34,6 +35,7 @@ pub(crate) fn bands(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
 }
 
 pub(super) fn forward<T: Element>(
+    isa: Isa,
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
@@ -66,12 +68,12 @@ pub(super) fn forward<T: Element>(
     };
     // The direct kernel reads the weight blocks with rows padded to its tile.
     let m_pad = match wide {
-        Some(_) => direct::round_up(g.cog, direct::MR),
+        Some(_) => direct::round_up(g.cog, direct::mr(isa)),
         None => g.cog,
     };
     let wt = weight_by_columns(w, g.groups, g.cog, kk, m_pad);
     let wide_len = wide.map_or(0, |wp| {
-        m_pad * direct::round_up(tile_rows(g) * wp, direct::nr::<T>())
+        m_pad * direct::round_up(tile_rows(g) * wp, direct::nr::<T>(isa))
     });
     units.into_par_iter().try_for_each_init(
         || {
@@ -90,11 +92,11 @@ pub(super) fn forward<T: Element>(
                 let out_g = band.slice_mut(s![grp * g.cog..(grp + 1) * g.cog, ..]);
                 if let Some(wp) = wide {
                     // Direct kernel into the wide layout, then keep the W_out real columns.
-                    let ptw = direct::round_up((oh1 - oh0) * wp, direct::nr::<T>());
-                    let chan = pad_band(x_g, g, oh0, oh1, wp + direct::nr::<T>(), scratch);
-                    direct::tap_offsets(g, chan, wp, offs);
+                    let ptw = direct::round_up((oh1 - oh0) * wp, direct::nr::<T>(isa));
+                    let slack = wp + direct::nr::<T>(isa);
+                    direct::pack_band(x_g, g, oh0, oh1, wp, slack, scratch, offs);
                     let panel = &wt[grp * kk * m_pad..(grp + 1) * kk * m_pad];
-                    direct::correlate(panel, m_pad, scratch, offs, wide_out, ptw);
+                    direct::correlate(isa, panel, m_pad, scratch, offs, wide_out, ptw);
                     let mut out_g = out_g;
                     for (mut dst, src) in out_g.outer_iter_mut().zip(wide_out.chunks_exact(ptw)) {
                         for (d, s) in dst

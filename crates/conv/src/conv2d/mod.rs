@@ -13,6 +13,9 @@ mod forward;
 mod pointwise;
 mod simd;
 
+pub use direct::with_strided_direct;
+pub use simd::{with_isa, Isa};
+
 use gradlab_tensor::{Element, TensorError};
 use ndarray::{Array1, Array4, ArrayBase, ArrayView1, ArrayView4, Data, Dimension};
 use rayon::iter::ParallelExtend;
@@ -93,10 +96,11 @@ pub fn conv2d<T: Element>(
         Some(b) => Some(slice_of(b)?),
         None => None,
     };
+    let isa = Isa::current();
     let out = if g.is_depthwise() {
-        depthwise::forward(xs, ws, bs, &g)
+        depthwise::forward(isa, xs, ws, bs, &g)
     } else {
-        forward::forward(xs, ws, bs, &g)
+        forward::forward(isa, xs, ws, bs, &g)
     }?;
     into_array4(out, g.output_shape())
 }
@@ -148,10 +152,11 @@ pub fn conv2d_backward<T: Element>(
 ) -> Result<Conv2dGrads<T>> {
     let operands = (input, weight, grad_output);
     let (g, raw) = run_backward("conv2d_backward", operands, spec, |xs, ws, dys, g| {
+        let isa = Isa::current();
         if g.is_depthwise() {
-            depthwise::backward(xs, ws, dys, g)
+            depthwise::backward(isa, xs, ws, dys, g)
         } else {
-            backward::backward(xs, ws, dys, g)
+            backward::backward(isa, xs, ws, dys, g)
         }
     })?;
     Ok(Conv2dGrads {
@@ -206,10 +211,11 @@ pub fn conv2d_backward_params<T: Element>(
         operands,
         spec,
         |xs, ws, dys, g| {
+            let isa = Isa::current();
             if g.is_depthwise() {
-                depthwise::backward(xs, ws, dys, g)
+                depthwise::backward(isa, xs, ws, dys, g)
             } else {
-                backward::backward_params(xs, ws, dys, g)
+                backward::backward_params(isa, xs, ws, dys, g)
             }
         },
     )?;

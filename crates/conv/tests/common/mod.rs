@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use gradlab_conv::Conv2dSpec;
+use gradlab_conv::{Conv2dSpec, Isa};
 use gradlab_tensor::{Element, Tensor};
 use ndarray::{s, Array4, ArrayView4, Ix4};
 use proptest::prelude::*;
@@ -120,6 +120,43 @@ pub fn depthwise_case() -> impl Strategy<Value = Case> {
         )
 }
 
+/// 3x3 stride-2 cases on images wide enough for the direct kernel on
+/// phase-split bands (at least 16 output columns), with
+/// odd and even sizes, padding 0..2, groups and a batch of 1..3.
+pub fn stride2_case() -> impl Strategy<Value = Case> {
+    (1usize..=6, 1usize..=6, 0usize..8)
+        .prop_flat_map(|(cin, cout, gsel)| {
+            let common: Vec<usize> = divisors(cin)
+                .into_iter()
+                .filter(|d| cout % d == 0)
+                .collect();
+            (
+                Just((cin, cout, common[gsel % common.len()])),
+                0usize..=2,
+                1usize..=3,
+                3usize..=12,
+                33usize..=70,
+                any::<bool>(),
+                0u8..3,
+                any::<u64>(),
+            )
+        })
+        .prop_map(
+            |((cin, cout, groups), p, batch, h, w, bias, layout, seed)| Case {
+                spec: Conv2dSpec::new(cin, cout, 3)
+                    .stride(2)
+                    .padding(p)
+                    .groups(groups),
+                batch,
+                h,
+                w,
+                bias,
+                layout,
+                seed,
+            },
+        )
+}
+
 /// Uniform values in `[-1, 1)` of the given shape.
 pub fn rand4<T: Element>(shape: [usize; 4], seed: u64) -> Array4<T> {
     Tensor::<T>::rand_uniform(&shape, -1.0, 1.0, seed)
@@ -194,4 +231,20 @@ pub fn max_rel_err<T: Element, D: ndarray::Dimension>(
         .zip(b.iter())
         .map(|(x, y)| (x.as_f64() - y.as_f64()).abs() / (1.0 + y.as_f64().abs()))
         .fold(0.0, f64::max)
+}
+
+/// The kernel builds this machine runs, each to be compared with the
+/// reference (see `gradlab_conv::with_isa`); prints once which builds are
+/// skipped because the CPU cannot run them.
+pub fn builds() -> Vec<Isa> {
+    static NOTE: std::sync::Once = std::sync::Once::new();
+    let available = Isa::available();
+    NOTE.call_once(|| {
+        for isa in Isa::ALL.into_iter().filter(|i| !available.contains(i)) {
+            eprintln!(
+                "note: this CPU cannot run the {isa} build of the kernels; its tests are skipped"
+            );
+        }
+    });
+    available
 }
