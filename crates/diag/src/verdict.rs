@@ -474,17 +474,22 @@ pub fn decide(ind: &Indicators, th: &Thresholds) -> Decision {
     if let (Some(why), true) = (why, confidence < 0.995) {
         reasons.push(why);
     }
-    let depth_control_would_decide = matches!(
-        base.verdict,
-        Verdict::ModelCannotExtract | Verdict::SlowButLearning
-    ) || (confidence < th.min_confidence
-        && runner_up != base.verdict);
-    if depth_control_would_decide
-        && !ind.at_init
-        && ind.depth_control_model.is_none()
+    // A network that trains poorly (loss above half of chance) on data with
+    // signal, with gradients that flow: only a depth control can say
+    // whether its depth is what holds it back.
+    let depth_control_would_decide = !ind.at_init
         && !ind.non_finite
-    {
-        reasons.push("the depth control was not run: training the residual twin (or a shallower network) for the same steps would show whether this network trains worse than it only because of its depth (degradation)".into());
+        && ind.depth_control_model.is_none()
+        && !matches!(
+            base.verdict,
+            Verdict::Exploding | Verdict::Vanishing | Verdict::DeadUnits
+        )
+        && ind.probe_p_value.is_some_and(|p| p < th.probe_alpha)
+        && ind
+            .loss_to_chance
+            .is_some_and(|r| r >= th.fitted_loss_to_chance);
+    if depth_control_would_decide {
+        reasons.push("the depth control was not run: training the residual twin (or a shallower network) for the same steps would show whether this network trains worse than it because of its depth (degradation)".into());
     }
     let actions = |v: Verdict| {
         match (v, ind.depth_control_loss_to_chance) {

@@ -12,6 +12,7 @@ use gradlab_train::{
     diagnose_at_init, probe_datasets, run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions,
     RunConfig,
 };
+use rayon::prelude::*;
 use serde_json::json;
 
 use crate::charts::{line_chart, Line, LineChartStyle, XAxis};
@@ -84,8 +85,11 @@ impl Trial {
             .and_then(|c| c.val_accuracy)
     }
 
+    /// Training loss over ln K on the training batches at the end of the
+    /// window: what the verdict reads (the evaluation-mode loss of a deep
+    /// BatchNorm network can be far off while its running statistics lag).
     fn train_loss(&self) -> Option<f64> {
-        self.trained.history.checks.last().map(|c| c.train_loss)
+        self.trained.diagnosis.indicators.loss_to_chance
     }
 }
 
@@ -195,7 +199,7 @@ fn init_sentence(label: &str, s: &Summary) -> String {
 }
 
 /// The sentence about one network after training.
-fn trained_sentence(label: &str, s: &Summary, window: &str) -> String {
+fn trained_sentence(s: &Summary, window: &str) -> String {
     let n = s.verdicts_trained.len();
     if s.diverged.len() == n && n > 0 {
         let mut steps = s.diverged.clone();
@@ -203,7 +207,7 @@ fn trained_sentence(label: &str, s: &Summary, window: &str) -> String {
         steps.dedup();
         let at: Vec<String> = steps.iter().map(|x| x.to_string()).collect();
         return format!(
-            "{label} diverged in every seed (at step {}), so it has no trained profile",
+            "it diverged in every seed (at step {}), so it has no trained profile",
             at.join(" or ")
         );
     }
@@ -385,12 +389,63 @@ pub fn run(size: &Size) -> Result<Section> {
         }
     };
     let total: usize = nets.iter().map(runs_of).sum();
-    let pb = bar(
-        (total * (steps + INIT_BATCHES)) as u64,
-        "plain/residual",
-    );
+    let pb = bar((total * (steps + INIT_BATCHES)) as u64, "plain/residual");
     // The data probe depends on the data alone: once for every run.
     let probe = probe_datasets(&*data.train, &*data.val, classes)?;
+    let config = |net: Net, seed: u64| RunConfig {
+        steps,
+        batch_size: 32,
+        // Without BatchNorm the deep networks need a smaller step to stay finite.
+        optimizer: OptimizerSpec::sgd(if net.bn { 0.05 } else { 0.01 }),
+        seed,
+        // Held-out checks every few steps draw the accuracy curves;
+        // 256 examples make each one cheap.
+        checks,
+        snr_batches: 0,
+        eval_examples: 256,
+        // The probe is run once for all networks (above).
+        probe: false,
+        recorder: RecorderOptions {
+            forward_stats_every: 0,
+            ..Default::default()
+        },
+        ..RunConfig::default()
+    };
+    // Every (seed, network) run is independent: they run side by side on
+    // the cores, since one run at batch 32 on 8x8 images keeps only about
+    // 1.2 of 2 cores busy. Each run's numbers do not depend on the threads.
+    let jobs: Vec<(u64, usize)> = seeds
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &seed)| {
+            nets.iter()
+                .enumerate()
+                .filter(move |(_, net)| k < runs_of(net))
+                .map(move |(i, _)| (seed, i))
+        })
+        .collect();
+    let done: Vec<(u64, usize, DiagnosedRun, DiagnosedRun)> = jobs
+        .par_iter()
+        .map(|&(seed, i)| {
+            let net = nets[i];
+            let spec = net.spec();
+            pb.set_message(format!("{spec}, seed {seed}"));
+            let make = || build_model(&spec, shape, classes, seed).map(|m| m.net);
+            let cfg = config(net, seed);
+            let init = diagnose_at_init(&make, &*data.train, &cfg, INIT_BATCHES, &mut |_| {})?;
+            pb.inc(INIT_BATCHES as u64);
+            let mut last = 0;
+            let mut trained = run_diagnosed(&make, &*data.train, &*data.val, &cfg, &mut |p| {
+                if p.phase == "train" {
+                    pb.inc((p.step - last) as u64);
+                    last = p.step;
+                }
+            })?;
+            pb.inc((steps - last) as u64);
+            trained.history.probe = probe.clone();
+            Ok((seed, i, init, trained))
+        })
+        .collect::<Result<_>>()?;
     let mut rows: Vec<Row> = nets
         .iter()
         .map(|&net| Row {
@@ -398,71 +453,36 @@ pub fn run(size: &Size) -> Result<Section> {
             trials: Vec::new(),
         })
         .collect();
-    for (k, &seed) in seeds.iter().enumerate() {
-        for (i, &net) in nets.iter().enumerate() {
-            if k >= runs_of(&net) {
-                continue;
+    for (seed, i, init, mut trained) in done {
+        let net = nets[i];
+        if !net.residual {
+            // The twin trained on the same batches with the same seed and
+            // optimizer: exactly the depth control `run_diagnosed` would
+            // have trained, so its losses are reused. Residual networks
+            // come first in `nets`, so the twin's trial is already here.
+            let twin = rows
+                .iter()
+                .find(|r| r.net == net.twin())
+                .and_then(|r| r.trials.iter().find(|t| t.seed == seed));
+            if let Some(twin) = twin {
+                trained.history.depth_control = Some(DepthControl {
+                    model: format!("its residual twin {}", net.twin().spec()),
+                    losses: twin
+                        .trained
+                        .history
+                        .steps
+                        .iter()
+                        .map(|s| (s.step, s.loss))
+                        .collect(),
+                });
             }
-            let spec = net.spec();
-            pb.set_message(format!("{spec}, seed {seed}"));
-            let make = || build_model(&spec, shape, classes, seed).map(|m| m.net);
-            let config = RunConfig {
-                steps,
-                batch_size: 32,
-                // Without BatchNorm the deep networks need a smaller step to stay finite.
-                optimizer: OptimizerSpec::sgd(if net.bn { 0.05 } else { 0.01 }),
-                seed,
-                // Held-out checks every few steps draw the accuracy curves;
-                // 256 examples make each one cheap.
-                checks,
-                snr_batches: 0,
-                eval_examples: 256,
-                // The probe is run once for all networks (below).
-                probe: false,
-                recorder: RecorderOptions {
-                    forward_stats_every: 0,
-                    ..Default::default()
-                },
-                ..RunConfig::default()
-            };
-            let base = pb.position();
-            let init = diagnose_at_init(&make, &*data.train, &config, INIT_BATCHES, &mut |_| {})?;
-            pb.set_position(base + INIT_BATCHES as u64);
-            let mut trained = run_diagnosed(&make, &*data.train, &*data.val, &config, &mut |p| {
-                if p.phase == "train" {
-                    pb.set_position(base + (INIT_BATCHES + p.step) as u64)
-                }
-            })?;
-            pb.set_position(base + (INIT_BATCHES + steps) as u64);
-            trained.history.probe = probe.clone();
-            if !net.residual {
-                // The twin trained on the same batches with the same seed and
-                // optimizer: exactly the depth control `run_diagnosed` would
-                // have trained, so its losses are reused.
-                let twin = rows
-                    .iter()
-                    .find(|r| r.net == net.twin())
-                    .and_then(|r| r.trials.iter().find(|t| t.seed == seed));
-                if let Some(twin) = twin {
-                    trained.history.depth_control = Some(DepthControl {
-                        model: format!("its residual twin {}", net.twin().spec()),
-                        losses: twin
-                            .trained
-                            .history
-                            .steps
-                            .iter()
-                            .map(|s| (s.step, s.loss))
-                            .collect(),
-                    });
-                }
-            }
-            trained.diagnosis = diagnose_with(&trained.history, &DiagnoseOptions::default())?;
-            rows[i].trials.push(Trial {
-                seed,
-                init,
-                trained,
-            });
         }
+        trained.diagnosis = diagnose_with(&trained.history, &DiagnoseOptions::default())?;
+        rows[i].trials.push(Trial {
+            seed,
+            init,
+            trained,
+        });
     }
     pb.finish_and_clear();
 
@@ -486,7 +506,7 @@ pub fn run(size: &Size) -> Result<Section> {
             "κ at init (nats/block)",
             "verdict at init",
             "κ after training",
-            "train loss",
+            "train loss / ln K",
             "held-out accuracy",
             "verdict after training",
         ],
@@ -639,9 +659,9 @@ pub fn run(size: &Size) -> Result<Section> {
         text.push_str(&format!(
             "For {}, {}; for {}, {}.",
             p.net.label(),
-            trained_sentence(&p.net.label(), ps, &window),
+            trained_sentence(ps, &window),
             r.net.label(),
-            trained_sentence(&r.net.label(), rs, &window)
+            trained_sentence(rs, &window)
         ));
         if let Some(acc) = accuracy_sentence(p, r) {
             text.push_str(&format!(" After {steps} steps the {acc}."));
@@ -758,11 +778,11 @@ mod tests {
     #[test]
     fn the_trained_sentence_reports_divergence_instead_of_a_profile() {
         let mut s = summary(&[0.1, 0.1, 0.1], vec![Verdict::Healthy; 3]);
-        let text = trained_sentence("ResNet-56", &s, "steps 60–119");
+        let text = trained_sentence(&s, "steps 60–119");
         assert!(text.contains("degradation in 3 of 3"), "{text}");
         s.diverged = vec![1, 2, 1];
         s.verdicts_trained = vec![Verdict::Exploding; 3];
-        let text = trained_sentence("ResNet-56", &s, "steps 60–119");
+        let text = trained_sentence(&s, "steps 60–119");
         assert!(
             text.contains("diverged in every seed (at step 1 or 2)"),
             "{text}"
