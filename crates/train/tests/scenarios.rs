@@ -8,33 +8,65 @@
 //! the same patterns; deep plain BatchNorm networks are `degradation`
 //! against their residual twins, which stay `healthy`.
 //!
+//! Live == replay: seed 0 of every scenario streams its history to a
+//! `gradlab-history` file while it trains; the file read back holds the
+//! same record and diagnoses to the same verdict, confidence, reasons and
+//! indicators as the live run.
+//!
 //! Each scenario trains once per seed (shared between the tests of this
 //! file) and takes one to eight seconds (D1-D4 about ten, with their depth
 //! control); the whole file runs in about two minutes on two cores.
 
 use std::sync::OnceLock;
 
-use gradlab_diag::Verdict;
+use gradlab_diag::history_file::parse_history;
+use gradlab_diag::{diagnose, Verdict};
 use gradlab_train::suite::{confusion_matrix, Scenario, SuiteRun};
 
 const SEEDS: [u64; 3] = [0, 1, 2];
 
-static RUNS: [OnceLock<Vec<SuiteRun>>; 14] = [const { OnceLock::new() }; 14];
+/// A scenario's runs, and the history file seed 0 streamed while training.
+struct Trained {
+    runs: Vec<SuiteRun>,
+    seed0_file: Vec<u8>,
+}
+
+static TRAINED: [OnceLock<Trained>; 14] = [const { OnceLock::new() }; 14];
 
 /// The scenario's runs, trained on first use.
-fn runs(s: Scenario) -> &'static [SuiteRun] {
+fn trained(s: Scenario) -> &'static Trained {
     let i = Scenario::ALL
         .iter()
         .position(|&x| x == s)
         .expect("a scenario of the suite");
-    RUNS[i].get_or_init(|| {
-        SEEDS
+    TRAINED[i].get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("{s}.jsonl"));
+        let runs = SEEDS
             .iter()
             .map(|&seed| {
-                SuiteRun::train(s, seed).unwrap_or_else(|e| panic!("{s} seed {seed}: {e}"))
+                let run = if seed == 0 {
+                    s.run_recorded(seed, &path, &mut |_| {})
+                } else {
+                    s.run(seed, &mut |_| {})
+                };
+                let run = run.unwrap_or_else(|e| panic!("{s} seed {seed}: {e}"));
+                SuiteRun {
+                    scenario: s,
+                    seed,
+                    history: run.history,
+                    diagnosis: run.diagnosis,
+                }
             })
-            .collect()
+            .collect();
+        let seed0_file = std::fs::read(&path).unwrap_or_else(|e| panic!("{s}: {e}"));
+        Trained { runs, seed0_file }
     })
+}
+
+/// The scenario's runs, trained on first use.
+fn runs(s: Scenario) -> &'static [SuiteRun] {
+    &trained(s).runs
 }
 
 fn explain(r: &SuiteRun) -> String {
@@ -248,4 +280,37 @@ fn vanishing_and_no_signal_are_never_confused() {
         confusion_matrix(&results)
     );
     assert_eq!(right, results.len(), "\n{}", confusion_matrix(&results));
+}
+
+#[test]
+fn every_scenario_replays_from_its_history_file_to_the_same_diagnosis() {
+    for scenario in Scenario::ALL {
+        let t = trained(scenario);
+        let live = &t.runs[0];
+        assert_eq!(live.seed, 0);
+        let name = format!("{scenario}.jsonl");
+        let read =
+            parse_history(&t.seed0_file, &name).unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        assert!(read.warnings.is_empty(), "{scenario}: {:?}", read.warnings);
+        // Equal as JSON (NaN and a missing optional value both read as null).
+        assert_eq!(
+            serde_json::to_string(&read.history).unwrap(),
+            serde_json::to_string(&live.history).unwrap(),
+            "{scenario}: the history read back differs"
+        );
+        let replay = diagnose(&read.history).unwrap();
+        let d = &live.diagnosis;
+        assert_eq!(replay.verdict, d.verdict, "{scenario}");
+        assert_eq!(
+            replay.confidence.to_bits(),
+            d.confidence.to_bits(),
+            "{scenario}"
+        );
+        assert_eq!(replay.reasons, d.reasons, "{scenario}");
+        assert_eq!(
+            serde_json::to_string(&replay).unwrap(),
+            serde_json::to_string(d).unwrap(),
+            "{scenario}: the diagnosis JSON differs"
+        );
+    }
 }
