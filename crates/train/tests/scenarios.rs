@@ -42,23 +42,34 @@ fn trained(s: Scenario) -> &'static Trained {
     TRAINED[i].get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("{s}.jsonl"));
-        let runs = SEEDS
-            .iter()
-            .map(|&seed| {
-                let run = if seed == 0 {
-                    s.run_recorded(seed, &path, &mut |_| {})
-                } else {
-                    s.run(seed, &mut |_| {})
-                };
-                let run = run.unwrap_or_else(|e| panic!("{s} seed {seed}: {e}"));
-                SuiteRun {
-                    scenario: s,
-                    seed,
-                    history: run.history,
-                    diagnosis: run.diagnosis,
-                }
-            })
-            .collect();
+        // The seeds train side by side: one small run keeps only part of
+        // the cores busy, and each run's numbers do not depend on threads.
+        let runs = std::thread::scope(|scope| {
+            let handles: Vec<_> = SEEDS
+                .iter()
+                .map(|&seed| {
+                    let path = &path;
+                    scope.spawn(move || {
+                        let run = if seed == 0 {
+                            s.run_recorded(seed, path, &mut |_| {})
+                        } else {
+                            s.run(seed, &mut |_| {})
+                        };
+                        let run = run.unwrap_or_else(|e| panic!("{s} seed {seed}: {e}"));
+                        SuiteRun {
+                            scenario: s,
+                            seed,
+                            history: run.history,
+                            diagnosis: run.diagnosis,
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a scenario run panicked"))
+                .collect::<Vec<_>>()
+        });
         let seed0_file = std::fs::read(&path).unwrap_or_else(|e| panic!("{s}: {e}"));
         Trained { runs, seed0_file }
     })
