@@ -96,13 +96,29 @@ pub fn agree<T>(comm: &dyn Communicator, local: Result<T>) -> Result<T> {
 /// exit code of its error, after finalising MPI, since rank 0 reports the
 /// error of the whole run.
 ///
+/// mpirun ends the whole job as soon as one process exits non-zero, so no
+/// rank leaves before rank 0 has printed: with several ranks, rank 0
+/// prints a failure here, then every rank meets at a barrier, then the
+/// processes end.
+///
 /// # Errors
-/// `result`'s, on rank 0.
+/// `result`'s, on rank 0 of a single-rank run; with several ranks, rank 0
+/// of a failed run prints its error and exits with its code.
 pub fn finish(comm: Box<dyn Communicator>, result: Result<()>) -> Result<()> {
-    if comm.rank() == 0 {
+    if comm.size() == 1 {
         return result;
     }
-    let code = result.err().map_or(0, |e| e.exit_code());
+    let rank = comm.rank();
+    if let (0, Err(e)) = (rank, &result) {
+        eprintln!("error: {e}");
+    }
+    // A rank that cannot reach the barrier (its peer is gone) has nothing
+    // left to wait for.
+    let _ = comm.barrier();
+    let code = result.as_ref().err().map_or(0, |e| e.exit_code());
     drop(comm);
+    if rank == 0 && code == 0 {
+        return Ok(());
+    }
     std::process::exit(code)
 }
