@@ -80,63 +80,27 @@ fn stack(spec: &mut Spec, default_width: usize) -> Result<StackOptions> {
 /// (a `mobilenet`, a `resnet` already at depth 8 or less, a stack of depth
 /// 2 or less): then the reference must be given as a SPEC.
 pub fn depth_reference(model: &str) -> Result<String> {
-    let (name, keys) = model.split_once(':').unwrap_or((model, ""));
-    let mut pairs: Vec<(String, String)> = keys
-        .split(',')
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| {
-            let (a, b) = k.split_once('=').unwrap_or((k, ""));
-            (a.trim().to_string(), b.trim().to_string())
-        })
-        .collect();
-    let depth = |pairs: &[(String, String)], default: usize| -> Result<usize> {
-        pairs
-            .iter()
-            .find(|(k, _)| k == "depth")
-            .map_or(Ok(default), |(_, v)| {
-                v.parse().map_err(|_| {
-                    CliError::Usage(format!("{model}: depth={v} is not a whole number"))
-                })
-            })
-    };
-    let set_depth = |pairs: &mut Vec<(String, String)>, d: usize| match pairs
-        .iter_mut()
-        .find(|(k, _)| k == "depth")
-    {
-        Some(p) => p.1 = d.to_string(),
-        None => pairs.push(("depth".into(), d.to_string())),
-    };
+    let mut spec = Spec::parse(model)?;
     let none = |why: String| {
         CliError::Usage(format!(
             "--depth-control: {model} has no default reference ({why}); give one: --depth-control SPEC"
         ))
     };
-    let name = match name.trim() {
-        "plain-resnet" => "resnet",
-        "resnet" => {
-            let d = depth(&pairs, 20)?;
-            if d <= 8 {
-                return Err(none(format!("depth {d} is already the smallest")));
-            }
-            set_depth(&mut pairs, 8);
-            "resnet"
-        }
-        n @ ("plain-cnn" | "plain-mlp") => {
-            let d = depth(&pairs, 10)?;
-            if d <= 2 {
-                return Err(none(format!("depth {d} is already the smallest")));
-            }
-            set_depth(&mut pairs, (d / 4).max(2));
-            n
-        }
+    let family = spec.name.clone();
+    let (name, depth) = match family.as_str() {
+        // The residual twin: the same keys, shortcuts added.
+        "plain-resnet" => return Ok(spec.rewritten("resnet", None)),
+        "resnet" => match spec.usize("depth", 20)? {
+            d if d <= 8 => return Err(none(format!("depth {d} is already the smallest"))),
+            _ => ("resnet", 8),
+        },
+        n @ ("plain-cnn" | "plain-mlp") => match spec.usize("depth", 10)? {
+            d if d <= 2 => return Err(none(format!("depth {d} is already the smallest"))),
+            d => (n, (d / 4).max(2)),
+        },
         other => return Err(none(format!("{other} has no depth key"))),
     };
-    let keys: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Ok(if keys.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}:{}", keys.join(","))
-    })
+    Ok(spec.rewritten(name, Some(("depth", &depth.to_string()))))
 }
 
 /// Bytes a model of about `params` parameters needs to train: the weights,

@@ -7,7 +7,7 @@ use crate::depth_profile::depth_slope;
 use crate::error::{DiagError, Result};
 use crate::history::{CheckRecord, History};
 use crate::recorder::{LayerStat, StepRecord};
-use crate::stats::{chance_band, median};
+use crate::stats::{chance_band, geo_mean, median};
 use crate::verdict::{decide, Indicators, Thresholds, Verdict};
 
 /// How the window is chosen and which thresholds decide.
@@ -52,26 +52,6 @@ pub struct Diagnosis {
     pub window: [usize; 2],
     /// Held-out checks.
     pub history: Vec<CheckRecord>,
-}
-
-/// Geometric mean of positive values; 0 when any is 0; NaN when none is finite.
-fn geo_mean(values: impl Iterator<Item = f64>) -> f64 {
-    let mut sum = 0.0;
-    let mut n = 0usize;
-    for v in values {
-        if v == 0.0 {
-            return 0.0;
-        }
-        if v.is_finite() && v > 0.0 {
-            sum += v.ln();
-            n += 1;
-        }
-    }
-    if n == 0 {
-        f64::NAN
-    } else {
-        (sum / n as f64).exp()
-    }
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {

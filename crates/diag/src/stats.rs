@@ -170,6 +170,27 @@ pub fn chance_band(p: f64, n: usize) -> f64 {
     3.0 * (p * (1.0 - p) / n as f64).sqrt()
 }
 
+/// Geometric mean of positive values (the mean of a depth profile's
+/// magnitudes over steps); 0 when any is 0; NaN when none is finite.
+pub fn geo_mean(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for v in values {
+        if v == 0.0 {
+            return 0.0;
+        }
+        if v.is_finite() && v > 0.0 {
+            sum += v.ln();
+            n += 1;
+        }
+    }
+    if n == 0 {
+        f64::NAN
+    } else {
+        (sum / n as f64).exp()
+    }
+}
+
 /// Median of finite values (`None` when there is none).
 pub fn median(values: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();

@@ -78,6 +78,31 @@ impl Spec {
         })
     }
 
+    /// The spec as text again, named `name`, with `set`'s key given its
+    /// value (appended when absent); every other argument as written.
+    pub fn rewritten(&self, name: &str, set: Option<(&str, &str)>) -> String {
+        let mut args: Vec<String> = Vec::with_capacity(self.args.len() + 1);
+        let mut pending = set;
+        for (k, v, _) in &self.args {
+            match (k.as_deref(), set) {
+                (Some(k), Some((key, value))) if k == key => {
+                    args.push(format!("{k}={value}"));
+                    pending = None;
+                }
+                (Some(k), _) => args.push(format!("{k}={v}")),
+                (None, _) => args.push(v.clone()),
+            }
+        }
+        if let Some((key, value)) = pending {
+            args.push(format!("{key}={value}"));
+        }
+        if args.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}:{}", args.join(","))
+        }
+    }
+
     fn take(&mut self, key: &str) -> Option<String> {
         if !self.asked.iter().any(|k| k == key) {
             self.asked.push(key.to_string());
@@ -270,6 +295,26 @@ pub fn unknown(kind: &str, name: &str, valid: &[&str]) -> TrainError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewritten_renames_and_sets_one_key_keeping_the_rest() {
+        let s = Spec::parse("plain-resnet:depth=56,bn=true,aux=stage1+stage2").unwrap();
+        assert_eq!(
+            s.rewritten("resnet", Some(("depth", "8"))),
+            "resnet:depth=8,bn=true,aux=stage1+stage2"
+        );
+        let bare = Spec::parse("plain-cnn").unwrap();
+        assert_eq!(
+            bare.rewritten("plain-cnn", Some(("depth", "2"))),
+            "plain-cnn:depth=2"
+        );
+        // Round trip of a rewritten spec.
+        let again = Spec::parse(&s.rewritten("resnet", Some(("width", "4")))).unwrap();
+        assert_eq!(
+            again.rewritten("resnet", None),
+            "resnet:depth=56,bn=true,aux=stage1+stage2,width=4"
+        );
+    }
 
     #[test]
     fn parses_keys_positionals_and_lists() {

@@ -6,7 +6,7 @@
 //! each plain network's depth control is its residual twin.
 
 use gradlab_diag::depth_profile::depth_slope;
-use gradlab_diag::stats::{mean_interval, paired_difference, MeanInterval};
+use gradlab_diag::stats::{geo_mean, mean_interval, paired_difference, MeanInterval};
 use gradlab_diag::{diagnose_with, DepthControl, DiagnoseOptions, Verdict};
 use gradlab_train::{
     diagnose_at_init, probe_datasets, run_diagnosed, DiagnosedRun, OptimizerSpec, RecorderOptions,
@@ -88,7 +88,7 @@ impl Trial {
     /// Training loss over ln K on the training batches at the end of the
     /// window: what the verdict reads (the evaluation-mode loss of a deep
     /// BatchNorm network can be far off while its running statistics lag).
-    fn train_loss(&self) -> Option<f64> {
+    fn loss_to_chance(&self) -> Option<f64> {
         self.trained.diagnosis.indicators.loss_to_chance
     }
 }
@@ -104,7 +104,7 @@ struct Row {
 struct Summary {
     kappa_init: Option<MeanInterval>,
     kappa_trained: Option<MeanInterval>,
-    train_loss: Option<MeanInterval>,
+    loss_to_chance: Option<MeanInterval>,
     val_accuracy: Option<MeanInterval>,
     verdicts_init: Vec<Verdict>,
     verdicts_trained: Vec<Verdict>,
@@ -129,7 +129,7 @@ impl Row {
                     .filter(|x| x.diverged_at().is_none())
                     .map(|x| x.trained.diagnosis.indicators.kappa),
             ),
-            train_loss: interval(t.iter().map(Trial::train_loss)),
+            loss_to_chance: interval(t.iter().map(Trial::loss_to_chance)),
             val_accuracy: interval(t.iter().map(Trial::val_accuracy)),
             verdicts_init: t.iter().map(|x| x.init.diagnosis.verdict).collect(),
             verdicts_trained: t.iter().map(|x| x.trained.diagnosis.verdict).collect(),
@@ -284,15 +284,11 @@ fn stage_slopes(run: &DiagnosedRun, input_side: usize) -> Vec<(String, usize, f6
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let logs: Vec<f64> = steps
+            let over_steps = steps
                 .iter()
                 .filter_map(|s| s.positions.get(i))
-                .map(|x| x.act_grad_rms)
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .map(f64::ln)
-                .collect();
-            let mean = logs.iter().sum::<f64>() / logs.len().max(1) as f64;
-            (p.name.clone(), mean.exp())
+                .map(|x| x.act_grad_rms);
+            (p.name.clone(), geo_mean(over_steps))
         })
         .collect();
     let mut stages: Vec<String> = Vec::new();
@@ -524,7 +520,7 @@ pub fn run(size: &Size) -> Result<Section> {
             pm(&s.kappa_init),
             verdict_counts(&s.verdicts_init),
             pm(&s.kappa_trained),
-            pm(&s.train_loss),
+            pm(&s.loss_to_chance),
             pm(&s.val_accuracy),
             format!("{}{first_reason}", verdict_counts(&s.verdicts_trained)),
         ]);
@@ -691,7 +687,7 @@ pub fn run(size: &Size) -> Result<Section> {
             json!({
                 "model": r.net.spec(), "depth": r.net.depth, "residual": r.net.residual, "batch_norm": r.net.bn,
                 "kappa_init": s.kappa_init, "kappa_trained": s.kappa_trained,
-                "train_loss": s.train_loss, "val_accuracy": s.val_accuracy,
+                "loss_to_chance": s.loss_to_chance, "val_accuracy": s.val_accuracy,
                 "verdicts_init": s.verdicts_init, "verdicts_trained": s.verdicts_trained,
                 "stage_slopes_init_first_seed": r.trials.first().map(|t| stage_slopes(&t.init, side)),
                 "seeds": r.trials.iter().map(|t| json!({
@@ -754,7 +750,7 @@ mod tests {
         Summary {
             kappa_init: Some(iv(kappa_init)),
             kappa_trained: Some(iv(&[0.01, -0.02, 0.0])),
-            train_loss: None,
+            loss_to_chance: None,
             val_accuracy: None,
             verdicts_trained: vec![Verdict::Degradation; 3],
             verdicts_init,
