@@ -1,7 +1,7 @@
 //! Auxiliary heads: shapes, modes, the combined loss, and that zero weights
 //! leave the network's gradients exactly as without heads.
 
-mod common;
+use crate::common;
 
 use common::labels;
 use gradlab_arch::*;

@@ -2,7 +2,7 @@
 //! inputs, batch 2): every input and trainable parameter, against central
 //! differences, with BatchNorm in training mode.
 
-mod common;
+use crate::common;
 
 use common::{gradcheck_model, labels, Output};
 use gradlab_arch::*;

@@ -3,7 +3,7 @@
 //! plain twin, read through the block taps and the parameter gradients; and
 //! what auxiliary heads do to the first layer's gradient.
 
-mod common;
+use crate::common;
 
 use common::{labels, rms};
 use gradlab_arch::*;

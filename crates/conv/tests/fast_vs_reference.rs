@@ -1,7 +1,7 @@
 //! The fast kernels against the naive oracle, in f32 and f64, over random
 //! valid specs, operand layouts and thread counts.
 
-mod common;
+use crate::common;
 
 use common::{depthwise_case, max_rel_err, operands, stride2_case, valid_case, Case, Stored};
 use gradlab_conv::{

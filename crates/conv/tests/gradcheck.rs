@@ -2,7 +2,7 @@
 //! the backward passes of the reference and fast kernels, for input, weight
 //! and bias, and of the pooling backward passes.
 
-mod common;
+use crate::common;
 
 use gradlab_autodiff::gradcheck::{check_vjp, GradcheckOptions};
 use gradlab_conv::{

@@ -1,7 +1,7 @@
 //! Pooling against naive loops written from PyTorch's definitions, and its
 //! errors.
 
-mod common;
+use crate::common;
 
 use gradlab_conv::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward, max_pool2d,

@@ -1,7 +1,7 @@
 //! Behavioural properties: channel mixing measured by perturbation, bad specs
 //! and shapes rejected with errors (never panics), PyTorch's error wording.
 
-mod common;
+use crate::common;
 
 use common::{rand4, valid_case};
 use gradlab_conv::{

@@ -1,0 +1,12 @@
+//! The crate's integration tests, one module per file of this folder.
+//!
+//! They build as one test binary: each binary of its own would link the
+//! whole crate graph again and instantiate the same generic layers for
+//! f32 and f64 again, which cost minutes of the test build on two cores.
+
+mod foreign_loop;
+mod history_file;
+mod indicators;
+mod plot;
+mod torch_fixtures;
+mod verdicts;

@@ -1,0 +1,13 @@
+//! The crate's integration tests, one module per file of this folder.
+//!
+//! They build as one test binary: each binary of its own would link the
+//! whole crate graph again and instantiate the same generic layers for
+//! f32 and f64 again, which cost minutes of the test build on two cores.
+
+mod controls;
+mod epochs;
+mod mean_field;
+mod parallel;
+mod recording;
+mod scenarios;
+mod trainer;
