@@ -10,4 +10,5 @@ mod demo_quick;
 mod diagnose_history;
 mod messages;
 mod reliability;
+mod test_files_declared;
 mod train_resume;
