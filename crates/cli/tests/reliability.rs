@@ -169,7 +169,13 @@ fn a_diverging_run_never_replaces_a_good_checkpoint() {
     let out = gradlab(&more);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("finite"), "{err}");
+    // Which guard stops the run depends on the rounding of the kernels that
+    // ran: the step's (a NaN loss or gradient) or the checkpoint's (a value
+    // that is not finite is never saved). Either must say so.
+    assert!(
+        err.contains("training diverged") || err.contains("not finite"),
+        "{err}"
+    );
     // Whatever happened, the file on disk holds only finite values: it is
     // the good one or a later finite one, and it resumes.
     let now = std::fs::read(&ck).unwrap();
