@@ -67,10 +67,14 @@ pub fn with_channel_direct<R>(on: bool, f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether the forward pass of `g` in the build `isa` runs this kernel:
-/// stride 1, not pointwise, images too narrow for the pixel-vectorised
-/// kernel (`direct::wide_width` is `None`), at least 16 input channels per
-/// group and output channels that [`cr`] pads by at most a half; and while
-/// [`with_channel_direct`] allows it.
+/// stride 1, not pointwise, output planes of at least 64 pixels (on smaller
+/// ones the pixel tiles compute many repeated pixels: 24 for the 16 of a
+/// 4x4 plane, 12 for the 4 of a 2x2 one, in the AVX-512 build; and only
+/// 8x8 was measured) but too narrow for the pixel-vectorised kernel
+/// (`direct::wide_width` is `None`), at least 32 input and 32 output
+/// channels per group (layers as wide as the measured one; the 16-channel
+/// layers of ResNets stay where they were) and output channels that [`cr`]
+/// pads by at most a half; and while [`with_channel_direct`] allows it.
 ///
 /// Measured on the `conv_small` group of the conv bench (batch 64, f32,
 /// AVX-512, one run): layer c (3x3, 64->64, 8x8) forward 2.87 ms here
@@ -84,9 +88,10 @@ pub fn with_channel_direct<R>(on: bool, f: impl FnOnce() -> R) -> R {
 pub(crate) fn applies<T>(isa: Isa, g: &Geometry) -> bool {
     let pad = g.cog.div_ceil(cr::<T>(isa)) * cr::<T>(isa) - g.cog;
     g.s == [1, 1]
-        && g.ow > 0
+        && g.oh * g.ow >= 64
         && !g.is_pointwise_direct()
-        && g.cig >= 16
+        && g.cig >= 32
+        && g.cog >= 32
         && pad * 2 <= g.cog
         && wide_width(g).is_none()
         && CHANNEL_DIRECT.with(Cell::get)
@@ -281,27 +286,34 @@ mod tests {
                 isa,
                 &geometry(c, 8, 8)
             )));
-            // Few input channels.
+            // Few channels.
             let few = crate::Conv2dSpec::new(3, 64, 3).padding(1);
             assert!(!applies::<f32>(isa, &geometry(few, 8, 8)));
-            // The cases of the tests: 48 and 24 output channels, 16x16
-            // without padding, grouped and dilated.
-            let s48 = crate::Conv2dSpec::new(20, 48, 3).padding(1);
+            let a = crate::Conv2dSpec::new(16, 16, 3).padding(1);
+            assert!(!applies::<f32>(isa, &geometry(a, 8, 8)));
+            // The cases of the tests: 48 output channels, 16x16 without
+            // padding, grouped and dilated, several bands.
+            let s48 = crate::Conv2dSpec::new(36, 48, 3).padding(1);
             assert!(applies::<f32>(isa, &geometry(s48, 8, 8)));
-            let s24 = crate::Conv2dSpec::new(24, 24, 3);
-            assert!(applies::<f32>(isa, &geometry(s24, 16, 16)));
-            let grouped = crate::Conv2dSpec::new(32, 48, 3)
+            assert!(applies::<f64>(isa, &geometry(s48, 8, 8)));
+            let unpadded = crate::Conv2dSpec::new(33, 48, 3);
+            assert!(applies::<f32>(isa, &geometry(unpadded, 16, 16)));
+            let grouped = crate::Conv2dSpec::new(64, 96, 3)
                 .padding(2)
                 .dilation(2)
                 .groups(2);
-            assert!(applies::<f32>(isa, &geometry(grouped, 7, 9)));
-            let tall = crate::Conv2dSpec::new(16, 24, 3).padding(1);
+            assert!(applies::<f32>(isa, &geometry(grouped, 8, 9)));
+            // Small planes.
+            assert!(!applies::<f32>(isa, &geometry(c, 4, 4)));
+            assert!(!applies::<f32>(isa, &geometry(c, 7, 9)));
+            let tall = crate::Conv2dSpec::new(32, 48, 3).padding(1);
             assert!(applies::<f32>(isa, &geometry(tall, 40, 8)));
         }
-        // 16 output channels pad to 32 in the AVX-512 build.
-        let a = crate::Conv2dSpec::new(16, 16, 3).padding(1);
-        assert!(!applies::<f32>(Isa::Avx512, &geometry(a, 8, 8)));
-        assert!(applies::<f32>(Isa::Avx2, &geometry(a, 8, 8)));
+        // 40 output channels pad to 64 in the AVX-512 f32 build, to 48 in
+        // the others.
+        let s40 = crate::Conv2dSpec::new(32, 40, 3).padding(1);
+        assert!(!applies::<f32>(Isa::Avx512, &geometry(s40, 8, 8)));
+        assert!(applies::<f32>(Isa::Avx2, &geometry(s40, 8, 8)));
     }
 
     /// Plain and fused multiply-adds, with the tile sizes of every build,
