@@ -34,7 +34,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gradlab_benches::{conv_layers, CONV_BATCH};
-use gradlab_conv::{conv2d, conv2d_backward, with_isa, with_strided_direct, Conv2dSpec, Isa};
+use gradlab_conv::{
+    conv2d, conv2d_backward, with_channel_direct, with_isa, with_strided_direct, Conv2dSpec, Isa,
+};
 use gradlab_tensor::{gemm, Tensor};
 use ndarray::{Array1, Array2, Array4, Axis, Ix4};
 use rayon::prelude::*;
@@ -224,5 +226,56 @@ fn bench_stride2(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sgemm, bench_conv, bench_isa, bench_stride2);
+/// Layers b and c with the channel-vectorised kernel allowed (`channels`)
+/// and not (`previous`), forward, weight gradient only (`params`) and
+/// forward+backward, the two routes one after the other in the same run.
+/// Only layer c (8x8 images) takes the kernel (see `gradlab_conv`'s
+/// `channels::applies`), so layer b runs the same code under both names:
+/// the gap between them is the run's noise.
+fn bench_small(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let mut group = c.benchmark_group("conv_small");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let cases = layers();
+    for (name, spec, x, w, b, dy, macs) in cases.iter().take(3).skip(1) {
+        for (pass, passes) in [("forward", 2), ("params", 2), ("fwd+bwd", 6)] {
+            group.throughput(Throughput::Elements(passes * macs));
+            for (route, on) in [("channels", true), ("previous", false)] {
+                let id = BenchmarkId::new(format!("{name}/{pass}"), route);
+                group.bench_function(id, |bench| {
+                    bench.iter(|| {
+                        with_channel_direct(on, || {
+                            if pass == "params" {
+                                let g = gradlab_conv::conv2d_backward_params(
+                                    x.view(),
+                                    w.view(),
+                                    dy.view(),
+                                    spec,
+                                );
+                                return black_box(g.is_ok());
+                            }
+                            let y = conv2d(x.view(), w.view(), Some(b.view()), spec);
+                            let g = (pass == "fwd+bwd")
+                                .then(|| conv2d_backward(x.view(), w.view(), dy.view(), spec));
+                            black_box(y.is_ok() && g.is_none_or(|g| g.is_ok()))
+                        })
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_sgemm,
+    bench_conv,
+    bench_isa,
+    bench_stride2,
+    bench_small
+);
 criterion_main!(benches);

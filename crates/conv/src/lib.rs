@@ -74,11 +74,11 @@ mod pool;
 pub mod reference;
 mod spec;
 
-#[doc(hidden)]
-pub use conv2d::with_strided_direct;
 pub use conv2d::{
     conv2d, conv2d_backward, conv2d_backward_params, with_isa, Conv2dGrads, Conv2dParamGrads, Isa,
 };
+#[doc(hidden)]
+pub use conv2d::{with_channel_direct, with_strided_direct};
 pub use error::{ConvError, Result};
 pub use pool::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward, max_pool2d,

@@ -259,6 +259,32 @@ fn named_cases() -> Vec<(&'static str, Case)> {
             "stride 2 direct many bands",
             case(Conv2dSpec::new(3, 4, 3).stride(2).padding(2), 1, 70, 64, 2),
         ),
+        // Stride 1 on images too narrow for the wide column layout, with
+        // enough channels for the channel-vectorised kernel: output channels
+        // not multiples of its tile, 16x16 without padding, groups and
+        // dilation, more than one band of output rows, batch 1.
+        (
+            "channels 8x8",
+            case(Conv2dSpec::new(36, 48, 3).padding(1), 1, 8, 8, 0),
+        ),
+        (
+            "channels 16x16 no padding",
+            case(Conv2dSpec::new(33, 48, 3), 2, 16, 16, 1),
+        ),
+        (
+            "channels grouped dilated",
+            case(
+                Conv2dSpec::new(64, 96, 3).padding(2).dilation(2).groups(2),
+                1,
+                8,
+                9,
+                2,
+            ),
+        ),
+        (
+            "channels many bands",
+            case(Conv2dSpec::new(32, 48, 3).padding(1), 2, 40, 8, 0),
+        ),
         // Batch larger than the number of chunks of the weight gradient.
         (
             "large batch",
@@ -328,10 +354,13 @@ fn empty_batch_and_empty_planes() {
 /// one junk column in 8, so padded 3x3 stride-1 outputs of 16 columns and
 /// more take the direct kernel, forward, input gradient and weight gradient,
 /// and 18 rows make two bands of output rows; 9x34 also takes the direct
-/// forward of the 3x3 stride-2 spec, 17 output columns).
+/// forward of the 3x3 stride-2 spec, 17 output columns). 32->48 channels
+/// on 8x8 and 12x13 images take the channel-vectorised kernel (forward and
+/// input gradient).
 #[test]
 fn bit_identical_across_thread_counts() {
     let specs = [
+        Conv2dSpec::new(32, 48, 3).padding(1),
         Conv2dSpec::new(6, 8, 3).padding(1),
         Conv2dSpec::new(6, 8, 3).stride(2).padding(1).groups(2),
         Conv2dSpec::new(8, 12, 1),
@@ -340,7 +369,7 @@ fn bit_identical_across_thread_counts() {
     for isa in common::builds() {
         for (spec, (h, w)) in specs
             .iter()
-            .flat_map(|s| [(12, 13), (18, 17), (9, 34)].map(|hw| (s, hw)))
+            .flat_map(|s| [(12, 13), (18, 17), (9, 34), (8, 8)].map(|hw| (s, hw)))
         {
             let x = common::rand4::<f32>([21, spec.in_channels, h, w], 1);
             let wt = common::rand4::<f32>(spec.weight_shape(), 2);

@@ -26,6 +26,7 @@ use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
+use super::channels;
 use super::direct::{self, grad_wide_width, wide_width};
 use super::forward::{self, bands, tile_rows};
 use super::simd::Isa;
@@ -50,7 +51,7 @@ pub(super) fn backward<T: Element>(
     dy: &[T],
     g: &Geometry,
 ) -> Result<RawGrads<T>> {
-    match transposed_geometry(g) {
+    match transposed_geometry::<T>(isa, g) {
         Some(gt) => {
             let (_, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false)?;
             let input = forward::forward(isa, dy, &flipped_weight(w, g), None, &gt)?;
@@ -98,11 +99,15 @@ pub(super) fn backward_params<T: Element>(
 /// the flipped kernel and padding `pad' = dil*(k-1) - pad`, whose output size
 /// is `H_out + 2pad' - dil*(k-1) = H`.
 ///
-/// Used only where that forward convolution runs the direct kernel
-/// (`direct.rs`). Measured at batch 64 (conv bench, forward+backward): 3x3
-/// 32->32 on 16x16 8.77 -> 8.44 ms; on 8x8 images, where it would run im2col +
-/// GEMM, 64->64 went 8.50 -> 8.66 ms, so those keep col2im.
-fn transposed_geometry(g: &Geometry) -> Option<Geometry> {
+/// Used only where that forward convolution runs a direct kernel
+/// (`direct.rs`, or `channels.rs` on small images). Measured at batch 64
+/// (conv bench, forward+backward): 3x3 32->32 on 16x16 8.77 -> 8.44 ms; on
+/// 8x8 images through im2col + GEMM, 64->64 went 8.50 -> 8.66 ms, so those
+/// kept col2im until the channel-vectorised kernel: through it the backward
+/// of 64->64 on 8x8 took 7.53 against 7.96 ms (`conv_small` bench, one
+/// run). The weight gradient of 8x8 images stays on im2col + GEMM: the
+/// direct `weight_grad` took 5.57 against 4.13 ms there.
+fn transposed_geometry<T>(isa: Isa, g: &Geometry) -> Option<Geometry> {
     if g.s != [1, 1] || g.is_pointwise_direct() {
         return None;
     }
@@ -124,7 +129,7 @@ fn transposed_geometry(g: &Geometry) -> Option<Geometry> {
         cig: g.cog,
         cog: g.cig,
     };
-    wide_width(&gt).map(|_| gt)
+    (wide_width(&gt).is_some() || channels::applies::<T>(isa, &gt)).then_some(gt)
 }
 
 /// The weight of [`transposed_geometry`]: `w'[grp*cig + ci, co, i, j] =

@@ -3,12 +3,14 @@
 //! `out_g[C_out/groups, pixels] = W_g[C_out/groups, C_in/groups*kH*kW] * col`.
 //! Pointwise specs skip im2col (see `pointwise.rs`); stride-1 specs on images
 //! wide enough run the direct kernel on the padded band instead (see
-//! `direct.rs`).
+//! `direct.rs`), those on small images with enough channels the
+//! channel-vectorised kernel (see `channels.rs`).
 
 use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
+use super::channels;
 use super::direct::{self, wide_width};
 use super::pointwise;
 use super::simd::Isa;
@@ -56,12 +58,13 @@ pub(super) fn forward<T: Element>(
         }
     }
     let pointwise_direct = g.is_pointwise_direct();
-    let wide = if pointwise_direct {
+    let chan = channels::applies::<T>(isa, g);
+    let wide = if pointwise_direct || chan {
         None
     } else {
         wide_width(g)
     };
-    let col_len = if pointwise_direct || wide.is_some() {
+    let col_len = if pointwise_direct || wide.is_some() || chan {
         0
     } else {
         kk * col_ld(tile_rows(g) * g.ow)
@@ -71,7 +74,13 @@ pub(super) fn forward<T: Element>(
         Some(_) => direct::round_up(g.cog, direct::mr(isa)),
         None => g.cog,
     };
-    let wt = weight_by_columns(w, g.groups, g.cog, kk, m_pad);
+    let ldc = direct::round_up(g.cog, channels::cr::<T>(isa));
+    let wt = if chan {
+        channels::weight_by_taps(w, g, channels::cr::<T>(isa))
+    } else {
+        weight_by_columns(w, g.groups, g.cog, kk, m_pad)
+    };
+    let chan_len = if chan { g.cog * tile_rows(g) * g.ow } else { 0 };
     let wide_len = wide.map_or(0, |wp| {
         m_pad * direct::round_up(tile_rows(g) * wp, direct::nr::<T>(isa))
     });
@@ -80,17 +89,34 @@ pub(super) fn forward<T: Element>(
             (
                 vec![T::zero(); col_len],
                 Vec::new(),
-                vec![T::zero(); wide_len],
+                // The wide output, or the channel kernel's output band.
+                vec![T::zero(); wide_len.max(chan_len)],
+                Vec::new(),
                 Vec::new(),
             )
         },
-        |(col, scratch, wide_out, offs), (n, oh0, oh1, mut band)| -> Result<()> {
+        |(col, scratch, wide_out, offs, toff), (n, oh0, oh1, mut band)| -> Result<()> {
             let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
             let pt = (oh1 - oh0) * g.ow;
             for grp in 0..g.groups {
                 let x_g = &x_n[grp * g.cig * hw..(grp + 1) * g.cig * hw];
                 let out_g = band.slice_mut(s![grp * g.cog..(grp + 1) * g.cog, ..]);
-                if let Some(wp) = wide {
+                if chan {
+                    // Channel-vectorised kernel into [channel, pixel], then
+                    // into the band's rows of the output.
+                    channels::pack_band(x_g, g, oh0, oh1, scratch, offs, toff);
+                    let panel = &wt[grp * kk * ldc..(grp + 1) * kk * ldc];
+                    let dst = &mut wide_out[..g.cog * pt];
+                    channels::correlate(isa, panel, g.cog, g.cig, scratch, offs, toff, dst);
+                    let mut out_g = out_g;
+                    for (mut d, s) in out_g.outer_iter_mut().zip(dst.chunks_exact(pt)) {
+                        copy_short(
+                            d.as_slice_mut()
+                                .ok_or_else(|| crate::gemm::internal("forward band", 0))?,
+                            s,
+                        );
+                    }
+                } else if let Some(wp) = wide {
                     // Direct kernel into the wide layout, then keep the W_out real columns.
                     let ptw = direct::round_up((oh1 - oh0) * wp, direct::nr::<T>(isa));
                     let slack = wp + direct::nr::<T>(isa);

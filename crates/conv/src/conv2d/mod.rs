@@ -7,12 +7,14 @@
 //! `depthwise.rs` the direct loops for `groups == in_channels`.
 
 mod backward;
+mod channels;
 mod depthwise;
 mod direct;
 mod forward;
 mod pointwise;
 mod simd;
 
+pub use channels::with_channel_direct;
 pub use direct::with_strided_direct;
 pub use simd::{with_isa, Isa};
 
