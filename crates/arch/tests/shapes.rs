@@ -147,7 +147,8 @@ fn cifar_resnet_stage_shapes_and_tap_order() {
             "stage1"
         ]
     );
-    // Every leaf layer taps its output too.
+    // In evaluation, every leaf layer taps its output too.
+    net.set_training(false);
     let mut cx = Ctx::new();
     let x = cx.input(Tensor::ones(&[2, 3, 8, 8]));
     net.forward(&mut cx, x).unwrap();
@@ -155,6 +156,17 @@ fn cifar_resnet_stage_shapes_and_tap_order() {
         assert!(cx.tapped(&l.name).is_some(), "{} not tapped", l.name);
     }
     assert!(cx.tapped("stage2.block1.shortcut").is_some());
+    // In training, every BatchNorm runs fused with the ReLU (and the
+    // shortcut addition) after it, tapped under the ReLU's name only: the
+    // normalised values are never stored.
+    net.set_training(true);
+    let mut cx = Ctx::new();
+    let x = cx.input(Tensor::rand_normal(&[2, 3, 8, 8], 0.0, 1.0, 4).unwrap());
+    net.forward(&mut cx, x).unwrap();
+    for l in net.layers() {
+        let bn = matches!(l.kind, gradlab_nn::LayerKind::BatchNorm2d { .. });
+        assert_eq!(cx.tapped(&l.name).is_some(), !bn, "{}", l.name);
+    }
 }
 
 #[test]

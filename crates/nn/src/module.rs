@@ -208,6 +208,25 @@ impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
     fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> Result<Var> {
         (**self).forward(cx, x)
     }
+    // The fusions must be forwarded too: the defaults (no fusion) would
+    // silently hide those of the boxed module, and layers live in boxes.
+    fn forward_then_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        (**self).forward_then_relu(cx, x, relu_name)
+    }
+    fn forward_then_add_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        skip: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        (**self).forward_then_add_relu(cx, x, skip, relu_name)
+    }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
     }
