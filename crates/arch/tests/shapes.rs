@@ -405,3 +405,37 @@ fn inputs_the_network_cannot_take_are_errors() {
     assert_eq!(s.layers[0].name, "layer1.fc");
     assert_eq!(s.macs, 48 * 4 + 4 * 4 + 4 * 3);
 }
+
+#[test]
+fn in_training_every_batch_norm_before_a_relu_runs_fused() {
+    for mut net in networks(16) {
+        let mut cx = Ctx::new();
+        let x = cx.input(Tensor::rand_normal(&[2, 3, 16, 16], 0.0, 1.0, 4).unwrap());
+        net.forward(&mut cx, x).unwrap();
+        let layers = net.layers();
+        for pair in layers.windows(2) {
+            // A projection shortcut's BatchNorm is listed just before the
+            // block's ReLU, but it feeds the addition (as the skip input).
+            let bn = matches!(
+                pair[0].kind,
+                gradlab_nn::LayerKind::BatchNorm2d { .. }
+                    | gradlab_nn::LayerKind::BatchNorm1d { .. }
+            ) && !pair[0].name.contains(".shortcut.");
+            if bn && pair[1].kind == gradlab_nn::LayerKind::Activation(ActivationKind::Relu) {
+                // Fused: the normalised values are not stored, the ReLU's are.
+                assert!(
+                    cx.tapped(&pair[0].name).is_none(),
+                    "{} ({})",
+                    pair[0].name,
+                    net.label()
+                );
+                assert!(
+                    cx.tapped(&pair[1].name).is_some(),
+                    "{} ({})",
+                    pair[1].name,
+                    net.label()
+                );
+            }
+        }
+    }
+}

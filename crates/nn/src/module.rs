@@ -107,7 +107,9 @@ pub trait Module<T: Element = f32>: HasParams<T> + Send {
     /// layers one after the other. The result must equal the ReLU of
     /// [`forward`](Module::forward)'s, bit for bit, and is tapped under
     /// `relu_name`. [`Sequential`](crate::Sequential) asks each layer
-    /// followed by a ReLU.
+    /// followed by a ReLU, and answers for its last layer (running the
+    /// ReLU op itself when that layer cannot); blocks without a shortcut
+    /// ask their branch.
     fn forward_then_relu(
         &mut self,
         cx: &mut Ctx<T>,

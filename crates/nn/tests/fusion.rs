@@ -137,3 +137,31 @@ fn no_fusion_in_evaluation_mode() {
     seq.forward(&mut cx, x).unwrap();
     assert!(cx.tapped("branch.0").is_some());
 }
+
+#[test]
+fn a_sequential_ending_in_batch_norm_fuses_the_relu_after_it() {
+    let mut fused = chain(false);
+    let mut cx = Ctx::new();
+    let x = cx.graph_mut().param(tensor(1));
+    let y = fused
+        .forward_then_relu(&mut cx, x, "act")
+        .expect("a Sequential fuses")
+        .unwrap();
+    assert!(
+        cx.tapped("branch.0").is_none(),
+        "BatchNorm and ReLU ran apart"
+    );
+    assert_eq!(cx.tapped("act"), Some(y));
+    let loss = weighted_sum(&mut cx, y);
+    let gamma = cx.var_of("branch.0.gamma").unwrap();
+    let got = bits(&cx, y, loss, &[x, gamma]);
+
+    let mut apart = chain(false);
+    let mut cx = Ctx::new();
+    let x = cx.graph_mut().param(tensor(1));
+    let h = apart.forward(&mut cx, x).unwrap();
+    let y = cx.graph_mut().relu(h).unwrap();
+    let loss = weighted_sum(&mut cx, y);
+    let gamma = cx.var_of("branch.0.gamma").unwrap();
+    assert_eq!(got, bits(&cx, y, loss, &[x, gamma]));
+}

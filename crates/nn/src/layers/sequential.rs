@@ -165,6 +165,34 @@ impl<T: Element> Module<T> for Sequential<T> {
         self.run_layers(cx, x, n)
     }
 
+    fn forward_then_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        let n = self.layers.len();
+        if n == 0 {
+            return None;
+        }
+        let h = match self.run_layers(cx, x, n - 1) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(y) = self.layers[n - 1].forward_then_relu(cx, h, relu_name) {
+            return Some(y);
+        }
+        // The last layer has no fusion: run it, then the ReLU (the op and
+        // the tap of an `Activation` layer).
+        let run = |cx: &mut Ctx<T>, layer: &mut Box<dyn Module<T>>| -> Result<Var> {
+            let h = layer.forward(cx, h)?;
+            let y = cx.graph_mut().relu(h)?;
+            cx.tap(relu_name, y);
+            Ok(y)
+        };
+        Some(run(cx, &mut self.layers[n - 1]))
+    }
+
     fn forward_then_add_relu(
         &mut self,
         cx: &mut Ctx<T>,
