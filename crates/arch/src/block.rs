@@ -572,7 +572,16 @@ impl<T: Element> Block<T> {
                     }
                 }
             }
-            (Path::None, _) => {
+            // No shortcut, a ReLU after the branch (plain networks): the
+            // branch's last BatchNorm and the ReLU as one op where it can.
+            (Path::None, Some(relu)) => match self.main.forward_then_relu(cx, pre, &relu) {
+                Some(y) => y?,
+                None => {
+                    let h = self.main.forward(cx, pre)?;
+                    self.post.forward(cx, h)?
+                }
+            },
+            (Path::None, None) => {
                 let h = self.main.forward(cx, pre)?;
                 self.post.forward(cx, h)?
             }

@@ -147,7 +147,8 @@ fn cifar_resnet_stage_shapes_and_tap_order() {
             "stage1"
         ]
     );
-    // Every leaf layer taps its output too.
+    // In evaluation, every leaf layer taps its output too.
+    net.set_training(false);
     let mut cx = Ctx::new();
     let x = cx.input(Tensor::ones(&[2, 3, 8, 8]));
     net.forward(&mut cx, x).unwrap();
@@ -155,6 +156,17 @@ fn cifar_resnet_stage_shapes_and_tap_order() {
         assert!(cx.tapped(&l.name).is_some(), "{} not tapped", l.name);
     }
     assert!(cx.tapped("stage2.block1.shortcut").is_some());
+    // In training, every BatchNorm runs fused with the ReLU (and the
+    // shortcut addition) after it, tapped under the ReLU's name only: the
+    // normalised values are never stored.
+    net.set_training(true);
+    let mut cx = Ctx::new();
+    let x = cx.input(Tensor::rand_normal(&[2, 3, 8, 8], 0.0, 1.0, 4).unwrap());
+    net.forward(&mut cx, x).unwrap();
+    for l in net.layers() {
+        let bn = matches!(l.kind, gradlab_nn::LayerKind::BatchNorm2d { .. });
+        assert_eq!(cx.tapped(&l.name).is_some(), !bn, "{}", l.name);
+    }
 }
 
 #[test]
@@ -392,4 +404,38 @@ fn inputs_the_network_cannot_take_are_errors() {
     let s = summarize(&mut mlp, &[48]).unwrap();
     assert_eq!(s.layers[0].name, "layer1.fc");
     assert_eq!(s.macs, 48 * 4 + 4 * 4 + 4 * 3);
+}
+
+#[test]
+fn in_training_every_batch_norm_before_a_relu_runs_fused() {
+    for mut net in networks(16) {
+        let mut cx = Ctx::new();
+        let x = cx.input(Tensor::rand_normal(&[2, 3, 16, 16], 0.0, 1.0, 4).unwrap());
+        net.forward(&mut cx, x).unwrap();
+        let layers = net.layers();
+        for pair in layers.windows(2) {
+            // A projection shortcut's BatchNorm is listed just before the
+            // block's ReLU, but it feeds the addition (as the skip input).
+            let bn = matches!(
+                pair[0].kind,
+                gradlab_nn::LayerKind::BatchNorm2d { .. }
+                    | gradlab_nn::LayerKind::BatchNorm1d { .. }
+            ) && !pair[0].name.contains(".shortcut.");
+            if bn && pair[1].kind == gradlab_nn::LayerKind::Activation(ActivationKind::Relu) {
+                // Fused: the normalised values are not stored, the ReLU's are.
+                assert!(
+                    cx.tapped(&pair[0].name).is_none(),
+                    "{} ({})",
+                    pair[0].name,
+                    net.label()
+                );
+                assert!(
+                    cx.tapped(&pair[1].name).is_some(),
+                    "{} ({})",
+                    pair[1].name,
+                    net.label()
+                );
+            }
+        }
+    }
 }

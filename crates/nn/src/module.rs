@@ -107,7 +107,9 @@ pub trait Module<T: Element = f32>: HasParams<T> + Send {
     /// layers one after the other. The result must equal the ReLU of
     /// [`forward`](Module::forward)'s, bit for bit, and is tapped under
     /// `relu_name`. [`Sequential`](crate::Sequential) asks each layer
-    /// followed by a ReLU.
+    /// followed by a ReLU, and answers for its last layer (running the
+    /// ReLU op itself when that layer cannot); blocks without a shortcut
+    /// ask their branch.
     fn forward_then_relu(
         &mut self,
         cx: &mut Ctx<T>,
@@ -207,6 +209,25 @@ impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn forward(&mut self, cx: &mut Ctx<T>, x: Var) -> Result<Var> {
         (**self).forward(cx, x)
+    }
+    // The fusions must be forwarded too: the defaults (no fusion) would
+    // silently hide those of the boxed module, and layers live in boxes.
+    fn forward_then_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        (**self).forward_then_relu(cx, x, relu_name)
+    }
+    fn forward_then_add_relu(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        skip: Var,
+        relu_name: &str,
+    ) -> Option<Result<Var>> {
+        (**self).forward_then_add_relu(cx, x, skip, relu_name)
     }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
