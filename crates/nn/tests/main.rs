@@ -6,6 +6,7 @@
 
 mod atomic_file;
 mod checkpoint;
+mod fusion;
 mod gradcheck_layers;
 mod guard;
 mod module;
