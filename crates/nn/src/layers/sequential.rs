@@ -153,6 +153,35 @@ impl<T: Element> Sequential<T> {
         }
         Ok(h)
     }
+
+    /// The fusions of a Sequential: every layer but the last, then the
+    /// last one's fusion (`fused`) or, when it has none, the last layer
+    /// followed by `tail` (the op the fusion would have included), tapped
+    /// under `relu_name` like an `Activation` layer. `None` when empty.
+    fn forward_fusing_last(
+        &mut self,
+        cx: &mut Ctx<T>,
+        x: Var,
+        relu_name: &str,
+        fused: impl FnOnce(&mut dyn Module<T>, &mut Ctx<T>, Var) -> Option<Result<Var>>,
+        tail: impl FnOnce(&mut Ctx<T>, Var) -> Result<Var>,
+    ) -> Option<Result<Var>> {
+        let last = self.layers.len().checked_sub(1)?;
+        let h = match self.run_layers(cx, x, last) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(y) = fused(&mut *self.layers[last], cx, h) {
+            return Some(y);
+        }
+        let unfused = |layer: &mut dyn Module<T>| -> Result<Var> {
+            let h = layer.forward(cx, h)?;
+            let y = tail(cx, h)?;
+            cx.tap(relu_name, y);
+            Ok(y)
+        };
+        Some(unfused(&mut *self.layers[last]))
+    }
 }
 
 impl<T: Element> Module<T> for Sequential<T> {
@@ -171,26 +200,13 @@ impl<T: Element> Module<T> for Sequential<T> {
         x: Var,
         relu_name: &str,
     ) -> Option<Result<Var>> {
-        let n = self.layers.len();
-        if n == 0 {
-            return None;
-        }
-        let h = match self.run_layers(cx, x, n - 1) {
-            Ok(h) => h,
-            Err(e) => return Some(Err(e)),
-        };
-        if let Some(y) = self.layers[n - 1].forward_then_relu(cx, h, relu_name) {
-            return Some(y);
-        }
-        // The last layer has no fusion: run it, then the ReLU (the op and
-        // the tap of an `Activation` layer).
-        let run = |cx: &mut Ctx<T>, layer: &mut Box<dyn Module<T>>| -> Result<Var> {
-            let h = layer.forward(cx, h)?;
-            let y = cx.graph_mut().relu(h)?;
-            cx.tap(relu_name, y);
-            Ok(y)
-        };
-        Some(run(cx, &mut self.layers[n - 1]))
+        self.forward_fusing_last(
+            cx,
+            x,
+            relu_name,
+            |layer, cx, h| layer.forward_then_relu(cx, h, relu_name),
+            |cx, h| Ok(cx.graph_mut().relu(h)?),
+        )
     }
 
     fn forward_then_add_relu(
@@ -200,25 +216,13 @@ impl<T: Element> Module<T> for Sequential<T> {
         skip: Var,
         relu_name: &str,
     ) -> Option<Result<Var>> {
-        let n = self.layers.len();
-        if n == 0 {
-            return None;
-        }
-        let h = match self.run_layers(cx, x, n - 1) {
-            Ok(h) => h,
-            Err(e) => return Some(Err(e)),
-        };
-        if let Some(y) = self.layers[n - 1].forward_then_add_relu(cx, h, skip, relu_name) {
-            return Some(y);
-        }
-        // The last layer has no fusion: run it, then the addition and ReLU.
-        let run = |cx: &mut Ctx<T>, layer: &mut Box<dyn Module<T>>| -> Result<Var> {
-            let h = layer.forward(cx, h)?;
-            let y = cx.graph_mut().add_relu(h, skip)?;
-            cx.tap(relu_name, y);
-            Ok(y)
-        };
-        Some(run(cx, &mut self.layers[n - 1]))
+        self.forward_fusing_last(
+            cx,
+            x,
+            relu_name,
+            |layer, cx, h| layer.forward_then_add_relu(cx, h, skip, relu_name),
+            |cx, h| Ok(cx.graph_mut().add_relu(h, skip)?),
+        )
     }
 
     fn set_training(&mut self, training: bool) {
