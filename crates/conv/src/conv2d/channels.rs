@@ -56,14 +56,7 @@ thread_local! {
 /// tests, which compare both routes in one process.
 #[doc(hidden)]
 pub fn with_channel_direct<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CHANNEL_DIRECT.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Restore(CHANNEL_DIRECT.with(|s| s.replace(on)));
-    f()
+    super::with_thread_local(&CHANNEL_DIRECT, on, f)
 }
 
 /// Whether the forward pass of `g` in the build `isa` runs this kernel:

@@ -74,14 +74,7 @@ thread_local! {
 /// one process.
 #[doc(hidden)]
 pub fn with_strided_direct<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            STRIDED_DIRECT.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Restore(STRIDED_DIRECT.with(|s| s.replace(on)));
-    f()
+    super::with_thread_local(&STRIDED_DIRECT, on, f)
 }
 
 /// Row length `wq` of the wide output of the direct kernel for the forward

@@ -18,12 +18,33 @@ pub use channels::with_channel_direct;
 pub use direct::with_strided_direct;
 pub use simd::{with_isa, Isa};
 
+use std::cell::Cell;
+use std::thread::LocalKey;
+
 use gradlab_tensor::{Element, TensorError};
 use ndarray::{Array1, Array4, ArrayBase, ArrayView1, ArrayView4, Data, Dimension};
 use rayon::iter::ParallelExtend;
 
 use crate::error::{ConvError, Result};
 use crate::spec::{Conv2dSpec, Geometry};
+
+/// Runs `f` with the thread-local `key` set to `value`, then puts the old
+/// value back (also when `f` panics): the per-thread switches of the kernel
+/// builds and routes, which the tests and benches flip around one call.
+fn with_thread_local<V: Copy + 'static, R>(
+    key: &'static LocalKey<Cell<V>>,
+    value: V,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<V: Copy + 'static>(&'static LocalKey<Cell<V>>, V);
+    impl<V: Copy + 'static> Drop for Restore<V> {
+        fn drop(&mut self) {
+            self.0.with(|c| c.set(self.1));
+        }
+    }
+    let _restore = Restore(key, key.with(|c| c.replace(value)));
+    f()
+}
 
 /// The gradients of a convolution's loss with respect to its three operands.
 #[derive(Debug, Clone, PartialEq)]

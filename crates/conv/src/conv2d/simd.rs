@@ -188,14 +188,7 @@ pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
             available: Isa::available(),
         });
     }
-    struct Restore(Option<Isa>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            OVERRIDE.with(|o| o.set(self.0));
-        }
-    }
-    let _restore = Restore(OVERRIDE.with(|o| o.replace(Some(isa))));
-    Ok(f())
+    Ok(super::with_thread_local(&OVERRIDE, Some(isa), f))
 }
 
 /// `acc + a * b`, fused (one rounding) when `FMA`.
