@@ -5,6 +5,7 @@
 //! f32 and f64 again, which cost minutes of the test build on two cores.
 
 mod atomic_file;
+mod batch_norm_builds;
 mod checkpoint;
 mod fusion;
 mod gradcheck_layers;

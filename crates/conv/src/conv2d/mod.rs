@@ -16,7 +16,7 @@ mod simd;
 
 pub use channels::with_channel_direct;
 pub use direct::with_strided_direct;
-pub use simd::{with_isa, Isa};
+pub use simd::{madd, with_isa, Isa};
 
 use std::cell::Cell;
 use std::thread::LocalKey;

@@ -93,7 +93,7 @@ impl Isa {
 
     /// Bytes per vector register of the build (the plain build is tiled like
     /// the AVX2 one).
-    pub(crate) const fn vector_bytes(self) -> usize {
+    pub const fn vector_bytes(self) -> usize {
         match self {
             Isa::Plain | Isa::Avx2 => 32,
             Isa::Avx512 => 64,
@@ -193,7 +193,7 @@ pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
 
 /// `acc + a * b`, fused (one rounding) when `FMA`.
 #[inline(always)]
-pub(crate) fn madd<T: Element, const FMA: bool>(acc: T, a: T, b: T) -> T {
+pub fn madd<T: Element, const FMA: bool>(acc: T, a: T, b: T) -> T {
     if FMA {
         a.mul_add(b, acc)
     } else {
@@ -206,6 +206,12 @@ pub(crate) fn madd<T: Element, const FMA: bool>(acc: T, a: T, b: T) -> T {
 /// (whether to fuse multiply-adds, see [`madd`]) and `$vb: usize`
 /// ([`Isa::vector_bytes`]) describe the build, so the body picks its const
 /// tile sizes from them.
+///
+/// Exported (hidden) so that other crates' vectorised loops, such as
+/// BatchNorm's, run in the same build as the convolutions (the caller
+/// has `gradlab_tensor::Element` in scope).
+#[doc(hidden)]
+#[macro_export]
 macro_rules! isa_builds {
     (
         $(#[$attr:meta])*
@@ -214,13 +220,13 @@ macro_rules! isa_builds {
     ) => {
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name<T: Element>(isa: $crate::conv2d::simd::Isa, $($arg: $ty),*) {
+        $vis fn $name<T: Element>(isa: $crate::Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             fn avx2<T: Element>($($arg: $ty),*) {
                 const $fma: bool = true;
-                const $vb: usize = $crate::conv2d::simd::Isa::Avx2.vector_bytes();
+                const $vb: usize = $crate::Isa::Avx2.vector_bytes();
                 $body
             }
             #[cfg(target_arch = "x86_64")]
@@ -228,19 +234,19 @@ macro_rules! isa_builds {
             #[allow(clippy::too_many_arguments)]
             fn avx512<T: Element>($($arg: $ty),*) {
                 const $fma: bool = true;
-                const $vb: usize = $crate::conv2d::simd::Isa::Avx512.vector_bytes();
+                const $vb: usize = $crate::Isa::Avx512.vector_bytes();
                 $body
             }
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn plain<T: Element>($($arg: $ty),*) {
                 const $fma: bool = false;
-                const $vb: usize = $crate::conv2d::simd::Isa::Plain.vector_bytes();
+                const $vb: usize = $crate::Isa::Plain.vector_bytes();
                 $body
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                $crate::conv2d::simd::Isa::Avx2 => {
+                $crate::Isa::Avx2 => {
                     debug_assert!(isa.is_supported());
                     // SAFETY: an `Isa` other than `Plain` reaches the kernels
                     // only once `is_supported` said the CPU runs it (see
@@ -248,7 +254,7 @@ macro_rules! isa_builds {
                     unsafe { avx2::<T>($($arg),*) }
                 }
                 #[cfg(target_arch = "x86_64")]
-                $crate::conv2d::simd::Isa::Avx512 => {
+                $crate::Isa::Avx512 => {
                     debug_assert!(isa.is_supported());
                     // SAFETY: as above.
                     unsafe { avx512::<T>($($arg),*) }
@@ -258,4 +264,4 @@ macro_rules! isa_builds {
         }
     };
 }
-pub(crate) use isa_builds;
+pub(crate) use crate::isa_builds;

@@ -5,9 +5,15 @@
 //! channels, 1 for a `[N, C]` input) and normalise each channel over its
 //! `m = N * S` values. Per-(image, channel) planes are processed in parallel;
 //! per-channel sums are reduced over the batch in a fixed order, so results
-//! do not depend on the number of threads. Statistics accumulate in `f64`.
+//! do not depend on the number of threads. The per-plane passes
+//! (`planes.rs`) run in the convolutions' kernel build; their sums
+//! accumulate in the element type over independent lanes, flushed into
+//! `f64` every 1024 values, and the per-channel totals are `f64`.
+
+mod planes;
 
 use gradlab_autodiff::{expect_arity, Op, Result as AdResult, Var};
+use gradlab_conv::Isa;
 use gradlab_tensor::{Element, Tensor};
 use std::sync::{Arc, OnceLock};
 
@@ -20,6 +26,7 @@ use crate::layer_info::{LayerInfo, LayerKind};
 use crate::layers::op_error;
 use crate::module::{HasParams, Module};
 use crate::param::{Param, Role, Scope};
+use planes::DxCoef;
 
 /// `(N, C, S)` of a tensor of rank >= 2.
 fn ncs(op: &'static str, shape: &[usize]) -> AdResult<(usize, usize, usize)> {
@@ -30,51 +37,6 @@ fn ncs(op: &'static str, shape: &[usize]) -> AdResult<(usize, usize, usize)> {
         ));
     }
     Ok((shape[0], shape[1], shape[2..].iter().product()))
-}
-
-/// `(sum (x - k), sum (x - k)^2)` over a plane, in `f64` with four
-/// independent accumulators (so the loop vectorises).
-#[inline]
-fn shifted_sums<T: Element>(plane: &[T], k: f64) -> (f64, f64) {
-    let mut s = [0.0f64; 4];
-    let mut q = [0.0f64; 4];
-    let chunks = plane.chunks_exact(4);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..4 {
-            let d = c[i].as_f64() - k;
-            s[i] += d;
-            q[i] += d * d;
-        }
-    }
-    for v in rest {
-        let d = v.as_f64() - k;
-        s[0] += d;
-        q[0] += d * d;
-    }
-    (s[0] + s[1] + s[2] + s[3], q[0] + q[1] + q[2] + q[3])
-}
-
-/// `(sum dy, sum dy (x - mu))` over a pair of planes, like [`shifted_sums`].
-#[inline]
-fn grad_sums<T: Element>(dy: &[T], x: &[T], mu: f64) -> (f64, f64) {
-    let mut s = [0.0f64; 4];
-    let mut q = [0.0f64; 4];
-    let chunks = dy.chunks_exact(4).zip(x.chunks_exact(4));
-    let n4 = dy.len() / 4 * 4;
-    for (d, v) in chunks {
-        for i in 0..4 {
-            let g = d[i].as_f64();
-            s[i] += g;
-            q[i] += g * (v[i].as_f64() - mu);
-        }
-    }
-    for (d, v) in dy[n4..].iter().zip(&x[n4..]) {
-        let g = d.as_f64();
-        s[0] += g;
-        q[0] += g * (v.as_f64() - mu);
-    }
-    (s[0] + s[1] + s[2] + s[3], q[0] + q[1] + q[2] + q[3])
 }
 
 /// Per-channel pairs of sums: `f(channel, plane index)` on every (image,
@@ -97,6 +59,30 @@ fn per_channel(
     out
 }
 
+/// `(sum g, sum g (x - mu))` per channel, `g = dy` masked by the ReLU's
+/// output `y` when given.
+fn grad_sums<T: Element>(
+    dys: &[T],
+    ys: Option<&[T]>,
+    xs: &[T],
+    n: usize,
+    s: usize,
+    mu: &[T],
+) -> Vec<(f64, f64)> {
+    let c = mu.len();
+    if s == 0 {
+        return vec![(0.0, 0.0); c];
+    }
+    let isa = Isa::current();
+    per_channel(n, c, |ch, i| {
+        let r = i * s..(i + 1) * s;
+        let mut sums = [0.0; 2];
+        let y = ys.map(|y| &y[r.clone()]);
+        planes::grad_sums(isa, &dys[r.clone()], y, &xs[r], mu[ch], &mut sums);
+        (sums[0], sums[1])
+    })
+}
+
 /// Batch mean and biased variance per channel, in one pass over the data:
 /// sums of `x - k` and `(x - k)^2` with `k` the channel's first value (the
 /// shifted-data algorithm, which stays accurate when the mean is large).
@@ -105,22 +91,25 @@ fn batch_stats<T: Element>(xs: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>,
     if n * s == 0 {
         return (vec![0.0; c], vec![0.0; c]);
     }
-    let shift: Vec<f64> = (0..c).map(|ch| xs[ch * s].as_f64()).collect();
+    let isa = Isa::current();
+    let shift: Vec<T> = (0..c).map(|ch| xs[ch * s]).collect();
     let sums = per_channel(n, c, |ch, i| {
-        shifted_sums(&xs[i * s..(i + 1) * s], shift[ch])
+        let mut sums = [0.0; 2];
+        planes::shifted_sums(isa, &xs[i * s..(i + 1) * s], shift[ch], &mut sums);
+        (sums[0], sums[1])
     });
     let mut mean = Vec::with_capacity(c);
     let mut var = Vec::with_capacity(c);
     for (ch, (s1, s2)) in sums.into_iter().enumerate() {
         let d = s1 / m;
-        mean.push(shift[ch] + d);
+        mean.push(shift[ch].as_f64() + d);
         var.push((s2 / m - d * d).max(0.0));
     }
     (mean, var)
 }
 
-/// `y = a[c] (x - center[c]) + b[c]` per plane, in parallel (centring
-/// first keeps precision when the mean is large).
+/// `y = a[c] (x - center[c]) + b[c]` per plane, in parallel, then the
+/// addition of `skip` and the ReLU when asked for.
 // The plane geometry, the three per-channel vectors and the fused epilogue
 // (ReLU, skip input): grouping them would only rename the arguments.
 #[allow(clippy::too_many_arguments)]
@@ -136,68 +125,40 @@ fn affine_planes<T: Element>(
 ) -> Vec<T> {
     let mut out = vec![T::zero(); xs.len()];
     if s > 0 {
-        let zero = T::zero();
+        let isa = Isa::current();
         out.par_chunks_mut(s)
             .zip(xs.par_chunks(s))
             .enumerate()
             .for_each(|(i, (o, x))| {
-                let (ai, ci, bi) = (a[i % c], center[i % c], b[i % c]);
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o = ai * (x - ci) + bi;
-                }
-                if let Some(skip) = skip {
-                    // The addition after the normalisation: `bn(x) + skip`.
-                    for (o, &k) in o.iter_mut().zip(&skip[i * s..(i + 1) * s]) {
-                        *o = *o + k;
-                    }
-                }
-                if relu {
-                    // The ReLU's forward: `x <= 0` gives 0, NaN passes. A
-                    // select, not a conditional store: it vectorises, where
-                    // the branch mispredicted on about half the values.
-                    for o in o.iter_mut() {
-                        *o = if *o <= zero { zero } else { *o };
-                    }
-                }
+                let ch = i % c;
+                let skip = skip.map(|k| &k[i * s..(i + 1) * s]);
+                planes::affine_plane(isa, o, x, skip, relu, [a[ch], center[ch], b[ch]]);
             });
     }
     out
 }
 
-/// The per-channel coefficients of BatchNorm's input gradient,
-/// `dx = k dy + kx (x - mu) + k0`.
-#[derive(Clone, Copy)]
-struct DxCoef<T> {
-    k: T,
-    kx: T,
-    k0: T,
-    mu: T,
-}
-
-/// `dx = k dy + kx (x - mu) + k0` per plane, in parallel, into `out`; `dy`
-/// is read from `out` itself when `None` (each value is read before it is
-/// overwritten, so the bits are those of a separate output).
-fn dx_planes<T: Element>(out: &mut [T], dy: Option<&[T]>, xs: &[T], s: usize, coef: &[DxCoef<T>]) {
-    if s == 0 {
-        return;
+/// `dx = k g + kx (x - mu) + k0` per plane, in parallel, with `g = dy`
+/// masked by the ReLU's output `y` when given.
+fn dx_planes<T: Element>(
+    dy: &[T],
+    y: Option<&[T]>,
+    xs: &[T],
+    s: usize,
+    coef: &[DxCoef<T>],
+) -> Vec<T> {
+    let mut out = vec![T::zero(); xs.len()];
+    if s > 0 {
+        let isa = Isa::current();
+        let c = coef.len();
+        let planes = out.par_chunks_mut(s).zip(xs.par_chunks(s)).enumerate();
+        planes.for_each(|(i, (o, x))| {
+            let r = i * s..(i + 1) * s;
+            let y = y.map(|y| &y[r.clone()]);
+            planes::dx_plane(isa, o, &dy[r], y, x, coef[i % c]);
+        });
     }
-    let c = coef.len();
-    let planes = out.par_chunks_mut(s).zip(xs.par_chunks(s)).enumerate();
-    planes.for_each(|(i, (o, x))| {
-        let DxCoef { k, kx, k0, mu } = coef[i % c];
-        match dy {
-            Some(dy) => {
-                for ((o, &d), &v) in o.iter_mut().zip(&dy[i * s..(i + 1) * s]).zip(x) {
-                    *o = k * d + kx * (v - mu) + k0;
-                }
-            }
-            None => {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = k * *o + kx * (v - mu) + k0;
-                }
-            }
-        }
-    });
+    out
 }
 
 /// `(a, center, b)` of the normalisation `gamma (x - mean) / sqrt(var + eps) + beta`.
@@ -371,11 +332,12 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
     ) -> AdResult<Vec<Option<Tensor<T>>>> {
         let x = inputs[0];
         let (n, c, s) = ncs("batch_norm", x.shape())?;
-        // The ReLU's backward first: dy where y > 0, else 0 * dy (the bits
-        // the separate ReLU op gives).
-        let mut masked: Option<Vec<T>> = self.relu.then(|| {
-            let zero = T::zero();
-            let mut m = vec![zero; x.len()];
+        // The ReLU's backward masks dy where y <= 0. With a skip input the
+        // masked dy is also dskip, so it is written out once; otherwise
+        // each pass masks dy as it reads it (one activation-sized buffer
+        // and two passes less).
+        let masked: Option<Vec<T>> = self.skip.then(|| {
+            let mut m = vec![T::zero(); x.len()];
             m.par_chunks_mut(4096)
                 .zip(
                     grad_output
@@ -385,26 +347,23 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
                 )
                 .for_each(|(m, (g, y))| {
                     for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
-                        *m = if y > zero { g } else { zero * g };
+                        *m = planes::relu_masked(g, y);
                     }
                 });
             m
         });
-        let dys = masked.as_deref().unwrap_or(grad_output.as_slice());
+        let (dys, ys) = match &masked {
+            Some(m) => (m.as_slice(), None),
+            None => (grad_output.as_slice(), self.relu.then(|| output.as_slice())),
+        };
         let xs = x.as_slice();
         let (mean, var) = match self.sink.as_ref().and_then(|s| s.get()) {
             Some((m, v)) if m.len() == c => (m.clone(), v.clone()),
             _ => batch_stats(xs, n, c, s),
         };
+        let mu: Vec<T> = mean.iter().map(|&m| T::of_f64(m)).collect();
         let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        let sums = if s == 0 {
-            vec![(0.0, 0.0); c]
-        } else {
-            per_channel(n, c, |ch, i| {
-                let r = i * s..(i + 1) * s;
-                grad_sums(&dys[r.clone()], &xs[r], mean[ch])
-            })
-        };
+        let sums = grad_sums(dys, ys, xs, n, s, &mu);
         let dbeta: Vec<f64> = sums.iter().map(|p| p.0).collect();
         let dgamma: Vec<f64> = sums.iter().zip(&invstd).map(|(p, is)| p.1 * is).collect();
         let dx = if needs[0] {
@@ -419,25 +378,11 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
                         k: T::of_f64(kk),
                         kx: T::of_f64(-kk * invstd[ch] * dgamma[ch] / m),
                         k0: T::of_f64(-kk * dbeta[ch] / m),
-                        mu: T::of_f64(mean[ch]),
+                        mu: mu[ch],
                     }
                 })
                 .collect();
-            // Without a skip input nothing reads the masked dy after this
-            // pass: dx overwrites it, one activation-sized buffer less.
-            let in_place = if self.skip { None } else { masked.take() };
-            let dx = match in_place {
-                Some(mut dy) => {
-                    dx_planes(&mut dy, None, xs, s, &coef);
-                    dy
-                }
-                None => {
-                    let dys = masked.as_deref().unwrap_or(grad_output.as_slice());
-                    let mut dx = vec![T::zero(); xs.len()];
-                    dx_planes(&mut dx, Some(dys), xs, s, &coef);
-                    dx
-                }
-            };
+            let dx = dx_planes(dys, ys, xs, s, &coef);
             Some(Tensor::from_vec(x.shape(), dx)?)
         } else {
             None
@@ -540,11 +485,9 @@ impl<T: Element> Op<T> for BatchNormEvalOp {
             None
         };
         let to_t = |v: Vec<f64>| Tensor::from_vec(&[c], v.into_iter().map(T::of_f64).collect());
-        let sums = if (needs[1] || needs[2]) && s > 0 {
-            per_channel(n, c, |ch, i| {
-                let r = i * s..(i + 1) * s;
-                grad_sums(&dys[r.clone()], &xs[r], self.mean[ch])
-            })
+        let sums = if needs[1] || needs[2] {
+            let mu: Vec<T> = self.mean.iter().map(|&m| T::of_f64(m)).collect();
+            grad_sums(dys, None, xs, n, s, &mu)
         } else {
             vec![(0.0, 0.0); c]
         };
