@@ -15,6 +15,7 @@ mod planes;
 use gradlab_autodiff::{expect_arity, Op, Result as AdResult, Var};
 use gradlab_conv::Isa;
 use gradlab_tensor::{Element, Tensor};
+use std::mem::MaybeUninit;
 use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
@@ -123,19 +124,15 @@ fn affine_planes<T: Element>(
     relu: bool,
     skip: Option<&[T]>,
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); xs.len()];
-    if s > 0 {
-        let isa = Isa::current();
-        out.par_chunks_mut(s)
-            .zip(xs.par_chunks(s))
-            .enumerate()
-            .for_each(|(i, (o, x))| {
-                let ch = i % c;
-                let skip = skip.map(|k| &k[i * s..(i + 1) * s]);
-                planes::affine_plane(isa, o, x, skip, relu, [a[ch], center[ch], b[ch]]);
-            });
-    }
-    out
+    let isa = Isa::current();
+    let write = |i: usize, o: &mut [MaybeUninit<T>]| {
+        let (ch, r) = (i % c, i * s..(i + 1) * s);
+        let skip = skip.map(|k| &k[r.clone()]);
+        let coef = [a[ch], center[ch], b[ch]];
+        planes::affine_plane(isa, o, &xs[r], skip, relu, coef);
+    };
+    // SAFETY: `affine_plane` writes every element of the plane it is given.
+    unsafe { planes::written_in_chunks(xs.len(), s, write) }
 }
 
 /// `dx = k g + kx (x - mu) + k0` per plane, in parallel, with `g = dy`
@@ -147,18 +144,14 @@ fn dx_planes<T: Element>(
     s: usize,
     coef: &[DxCoef<T>],
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); xs.len()];
-    if s > 0 {
-        let isa = Isa::current();
-        let c = coef.len();
-        let planes = out.par_chunks_mut(s).zip(xs.par_chunks(s)).enumerate();
-        planes.for_each(|(i, (o, x))| {
-            let r = i * s..(i + 1) * s;
-            let y = y.map(|y| &y[r.clone()]);
-            planes::dx_plane(isa, o, &dy[r], y, x, coef[i % c]);
-        });
-    }
-    out
+    let isa = Isa::current();
+    let write = |i: usize, o: &mut [MaybeUninit<T>]| {
+        let r = i * s..(i + 1) * s;
+        let y = y.map(|y| &y[r.clone()]);
+        planes::dx_plane(isa, o, &dy[r.clone()], y, &xs[r], coef[i % coef.len()]);
+    };
+    // SAFETY: `dx_plane` writes every element of the plane it is given.
+    unsafe { planes::written_in_chunks(xs.len(), s, write) }
 }
 
 /// `(a, center, b)` of the normalisation `gamma (x - mean) / sqrt(var + eps) + beta`.
@@ -337,20 +330,17 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
         // each pass masks dy as it reads it (one activation-sized buffer
         // and two passes less).
         let masked: Option<Vec<T>> = self.skip.then(|| {
-            let mut m = vec![T::zero(); x.len()];
-            m.par_chunks_mut(4096)
-                .zip(
-                    grad_output
-                        .as_slice()
-                        .par_chunks(4096)
-                        .zip(output.as_slice().par_chunks(4096)),
-                )
-                .for_each(|(m, (g, y))| {
-                    for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
-                        *m = planes::relu_masked(g, y);
-                    }
-                });
-            m
+            const CHUNK: usize = 4096;
+            let (g, y) = (grad_output.as_slice(), output.as_slice());
+            let write = |i: usize, m: &mut [MaybeUninit<T>]| {
+                let r = i * CHUNK..i * CHUNK + m.len();
+                for ((m, &g), &y) in m.iter_mut().zip(&g[r.clone()]).zip(&y[r]) {
+                    m.write(planes::relu_masked(g, y));
+                }
+            };
+            // SAFETY: `write` writes every element of its chunk (`g` and
+            // `y` are as long as the output).
+            unsafe { planes::written_in_chunks(x.len(), CHUNK, write) }
         });
         let (dys, ys) = match &masked {
             Some(m) => (m.as_slice(), None),

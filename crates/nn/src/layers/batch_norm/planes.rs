@@ -7,8 +7,11 @@
 //! keeps close to `f64` accuracy: each lane adds at most `BLOCK / LANES`
 //! values before its partial sum is flushed).
 
+use std::mem::MaybeUninit;
+
 use gradlab_conv::{isa_builds, madd};
 use gradlab_tensor::Element;
+use rayon::prelude::*;
 
 /// Independent partial sums per accumulator.
 const LANES: usize = 32;
@@ -132,7 +135,7 @@ pub(super) struct DxCoef<T> {
 /// [`dx_plane`] with `g = relu_masked(dy, y)` when `MASK`, else `g = dy`.
 #[inline(always)]
 fn dx_plane_of<T: Element, const MASK: bool>(
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     dy: &[T],
     y: &[T],
     x: &[T],
@@ -141,14 +144,15 @@ fn dx_plane_of<T: Element, const MASK: bool>(
     let values = out.iter_mut().zip(dy).zip(y).zip(x);
     for (((o, &d), &y), &x) in values {
         let g = if MASK { relu_masked(d, y) } else { d };
-        *o = c.k * g + c.kx * (x - c.mu) + c.k0;
+        o.write(c.k * g + c.kx * (x - c.mu) + c.k0);
     }
 }
 
 isa_builds! {
-    /// `out = k g + kx (x - mu) + k0` over a plane, `g` as in [`grad_sums`].
+    /// `out = k g + kx (x - mu) + k0` over a plane, `g` as in [`grad_sums`];
+    /// writes every element of `out` (`dy`, `y` and `x` are as long).
     pub(super) fn dx_plane<T: Element>(
-        out: &mut [T],
+        out: &mut [MaybeUninit<T>],
         dy: &[T],
         y: Option<&[T]>,
         x: &[T],
@@ -165,7 +169,7 @@ isa_builds! {
 /// is unread) and the ReLU when `RELU`.
 #[inline(always)]
 fn affine_plane_of<T: Element, const SKIP: bool, const RELU: bool>(
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     x: &[T],
     skip: &[T],
     [a, center, b]: [T; 3],
@@ -182,16 +186,17 @@ fn affine_plane_of<T: Element, const SKIP: bool, const RELU: bool>(
             // not a conditional store, so it vectorises.
             v = if v <= zero { zero } else { v };
         }
-        *o = v;
+        o.write(v);
     }
 }
 
 isa_builds! {
     /// `out = a (x - center) + b` over a plane (centring first keeps
     /// precision when the mean is large), plus `skip` when given, then the
-    /// ReLU when `relu`.
+    /// ReLU when `relu`; writes every element of `out` (`x` and `skip` are
+    /// as long).
     pub(super) fn affine_plane<T: Element>(
-        out: &mut [T],
+        out: &mut [MaybeUninit<T>],
         x: &[T],
         skip: Option<&[T]>,
         relu: bool,
@@ -204,4 +209,27 @@ isa_builds! {
             (None, false) => affine_plane_of::<T, false, false>(out, x, x, coef),
         }
     }
+}
+
+/// A vector of `len` values written in parallel, chunk after chunk of
+/// `chunk` values, by `write(chunk index, chunk)`, without zeroing it first
+/// (a zeroing pass was serial, on the calling thread, and took about as
+/// long as the writing).
+///
+/// # Safety
+/// `write` must initialise every element of the chunk it is given.
+pub(super) unsafe fn written_in_chunks<T: Element>(
+    len: usize,
+    chunk: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, c)| write(i, c));
+    // SAFETY: the chunks cover `..len`, and the caller guarantees that
+    // `write` initialised every element of each.
+    unsafe { out.set_len(len) };
+    out
 }
