@@ -10,6 +10,7 @@ use gradlab_nn::{accuracy, cross_entropy, CrossEntropyOptions, Ctx, Module};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::step::on_pool_thread;
 
 /// What [`evaluate`] measured.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -117,12 +118,18 @@ fn loss_and_correct_sums<M: Module<f32> + ?Sized>(
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for chunk in indices.chunks(batch) {
         let b = Batch::from_indices(data, chunk)?;
-        let mut cx = Ctx::no_grad();
-        let x = cx.input(b.images);
-        let logits = model.forward(&mut cx, x)?;
-        correct += accuracy(cx.value(logits)?, &b.labels)? * chunk.len() as f64;
-        let loss = cross_entropy(&mut cx, logits, &b.labels, &CrossEntropyOptions::default())?;
-        let loss = cx.value(loss)?.item().map_err(gradlab_nn::NnError::from)?;
+        let (accuracy, loss) = on_pool_thread(|| -> Result<(f64, f32)> {
+            let mut cx = Ctx::no_grad();
+            let x = cx.input(b.images);
+            let logits = model.forward(&mut cx, x)?;
+            let accuracy = accuracy(cx.value(logits)?, &b.labels)?;
+            let loss = cross_entropy(&mut cx, logits, &b.labels, &CrossEntropyOptions::default())?;
+            Ok((
+                accuracy,
+                cx.value(loss)?.item().map_err(gradlab_nn::NnError::from)?,
+            ))
+        })?;
+        correct += accuracy * chunk.len() as f64;
         loss_sum += f64::from(loss) * chunk.len() as f64;
     }
     Ok((loss_sum, correct))

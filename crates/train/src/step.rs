@@ -54,6 +54,26 @@ pub fn forward_backward<M: Classifier<f32> + ?Sized>(
     seed: u64,
     keep_taps: bool,
 ) -> Result<Pass> {
+    on_pool_thread(|| forward_backward_here(model, images, labels, seed, keep_taps))
+}
+
+/// Runs `f` on a thread of rayon's pool (at once when called from one).
+/// A forward or backward pass runs hundreds of parallel loops; started
+/// from a pool thread they share out their work directly, where started
+/// from another thread each hands its work over to the pool and sleeps
+/// until it is done (at batch 1 those hand-overs kept the scheduler busy
+/// for about 40% of the step).
+pub(crate) fn on_pool_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
+fn forward_backward_here<M: Classifier<f32> + ?Sized>(
+    model: &mut M,
+    images: Tensor<f32>,
+    labels: &[usize],
+    seed: u64,
+    keep_taps: bool,
+) -> Result<Pass> {
     let t0 = Instant::now();
     let mut cx = Ctx::new().with_seed(seed);
     let x = cx.input(images);
