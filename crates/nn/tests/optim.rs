@@ -177,6 +177,77 @@ fn sgd_variants_follow_the_documented_update() {
     }
 }
 
+/// The SGD update runs in the kernel builds (vectorised f64 arithmetic):
+/// on a parameter long enough for the vectors, every build gives exactly
+/// the bits of the update written out here in scalar f64.
+#[test]
+fn sgd_in_every_build_gives_the_bits_of_the_written_out_update() {
+    let n = 1003;
+    let w0: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect();
+    let grad = |t: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 13 + t * 7) % 89) as f32 / 30.0 - 1.4)
+            .collect()
+    };
+    for nesterov in [false, true] {
+        for momentum in [0.0, 0.9] {
+            let c = SgdConfig {
+                lr: 0.05,
+                momentum,
+                dampening: 0.0,
+                nesterov: nesterov && momentum > 0.0,
+                weight_decay: 5e-4,
+            };
+            // The reference, element by element in f64 (PyTorch's formulas).
+            let (mut w, mut b) = (w0.clone(), vec![0.0f32; n]);
+            for t in 0..3 {
+                for ((w, &g), b) in w.iter_mut().zip(&grad(t)).zip(&mut b) {
+                    let (wv, gv) = (f64::from(*w), f64::from(g) + c.weight_decay * f64::from(*w));
+                    let step = if c.momentum == 0.0 {
+                        gv
+                    } else {
+                        let bv = if t == 0 {
+                            gv
+                        } else {
+                            c.momentum * f64::from(*b) + gv
+                        };
+                        *b = bv as f32;
+                        if c.nesterov {
+                            gv + c.momentum * bv
+                        } else {
+                            bv
+                        }
+                    };
+                    *w = (wv - c.lr * step) as f32;
+                }
+            }
+            for isa in gradlab_conv::Isa::available() {
+                let got = gradlab_conv::with_isa(isa, || {
+                    let mut ps = vec![Param::new(
+                        "w",
+                        Role::Weight,
+                        0,
+                        Tensor::from_vec(&[n], w0.clone()).unwrap(),
+                    )
+                    .unwrap()];
+                    let mut opt = Sgd::<f32>::new(c.clone()).unwrap();
+                    for t in 0..3 {
+                        let mut g = GradMap::new();
+                        g.insert("w", Tensor::from_vec(&[n], grad(t)).unwrap());
+                        opt.step(&mut ps, &g).unwrap();
+                    }
+                    ps[0].value().to_vec()
+                })
+                .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&w), "{c:?}, build {isa}");
+            }
+        }
+    }
+}
+
 fn scalar_run(opt: &mut dyn Optimizer<f64>) -> f64 {
     let mut p = Param::new("w", Role::Weight, 0, Tensor::scalar(1.0)).unwrap();
     for g in [0.5, -0.25, 1.0, 0.125] {
