@@ -131,7 +131,7 @@ impl StackOptions {
     /// Whether hidden layer `i` (1-based) ends a shortcut group.
     fn residual_at(&self, i: usize) -> bool {
         match self.shortcut_every {
-            Some(k) => i > 1 && (i - 1) % k == 0,
+            Some(k) => i > 1 && (i - 1).is_multiple_of(k),
             None => false,
         }
     }

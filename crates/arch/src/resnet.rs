@@ -125,7 +125,7 @@ impl ResNetConfig {
     /// # Ok::<(), gradlab_arch::ArchError>(())
     /// ```
     pub fn cifar(depth: usize) -> Result<Self> {
-        if depth < 8 || (depth - 2) % 6 != 0 {
+        if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return Err(ArchError::InvalidDepth {
                 network: "resnet".into(),
                 depth,
@@ -150,7 +150,7 @@ impl ResNetConfig {
     /// # Errors
     /// [`ArchError::InvalidDepth`] unless `depth = 9n + 2` with `n >= 1`.
     pub fn cifar_bottleneck(depth: usize) -> Result<Self> {
-        if depth < 11 || (depth - 2) % 9 != 0 {
+        if depth < 11 || !(depth - 2).is_multiple_of(9) {
             return Err(ArchError::InvalidDepth {
                 network: "resnet-bottleneck".into(),
                 depth,

@@ -20,7 +20,7 @@ use crate::spec::Geometry;
 /// column (as GEMM packing does) does not map every row to the same cache set.
 pub(crate) fn col_ld(pt: usize) -> usize {
     let ld = pt.div_ceil(16) * 16;
-    if ld % 128 == 0 {
+    if ld.is_multiple_of(128) {
         ld + 16
     } else {
         ld

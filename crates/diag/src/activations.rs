@@ -85,7 +85,7 @@ impl FromStr for Activation {
 }
 
 fn split(values: &[f32], batch: usize, indicator: &'static str) -> Result<usize> {
-    if batch == 0 || values.is_empty() || values.len() % batch != 0 {
+    if batch == 0 || values.is_empty() || !values.len().is_multiple_of(batch) {
         return Err(DiagError::InsufficientData {
             indicator,
             reason: format!(

@@ -113,7 +113,7 @@ impl<'a> BatchStream<'a> {
     /// `rank < size`; data errors.
     pub fn next_shard(&mut self, rank: usize, size: usize) -> Result<Batch> {
         let batch = self.config.batch_size;
-        if size == 0 || rank >= size || batch % size != 0 {
+        if size == 0 || rank >= size || !batch.is_multiple_of(size) {
             return Err(TrainError::Spec(format!(
                 "the global batch of {batch} cannot be split evenly over {size} ranks (rank {rank}); use a batch that is a multiple of the number of ranks"
             )));

@@ -197,7 +197,7 @@ pub fn train_epochs_on(
         ));
     }
     let (rank, size) = (comm.rank(), comm.size());
-    if config.batch % size != 0 {
+    if !config.batch.is_multiple_of(size) {
         return Err(TrainError::Spec(format!(
             "train: the global batch of {} is not a multiple of the {size} ranks; use a batch divisible by {size}",
             config.batch

@@ -158,8 +158,8 @@ impl ModelRecorder {
             let batch = g.shape().first().copied().unwrap_or(1).max(1);
             Some(rms(g.as_slice()) * batch as f64)
         };
-        let forward_stats =
-            self.options.forward_stats_every > 0 && step % self.options.forward_stats_every == 0;
+        let forward_stats = self.options.forward_stats_every > 0
+            && step.is_multiple_of(self.options.forward_stats_every);
         let (dead_max, saturated_max) = if forward_stats {
             self.unit_activity(cx)
         } else {

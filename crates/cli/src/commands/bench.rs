@@ -207,7 +207,7 @@ pub fn bench_on(args: &BenchArgs, comm: &dyn Communicator) -> Result<BenchReport
         crate::output::check_output(path)?;
     }
     let (rank, size) = (comm.rank(), comm.size());
-    if args.batch % size != 0 {
+    if !args.batch.is_multiple_of(size) {
         return Err(CliError::Usage(format!(
             "bench: --batch {} is the global batch and must be a multiple of the {size} ranks",
             args.batch

@@ -136,7 +136,7 @@ pub fn train_on(args: &TrainArgs, comm: &dyn Communicator) -> Result<TrainOutcom
         Ok((optimizer, data, net))
     };
     let size = comm.size();
-    if args.batch % size != 0 {
+    if !args.batch.is_multiple_of(size) {
         return Err(CliError::Usage(format!(
             "train: --batch {} is the global batch and must be a multiple of the {size} ranks",
             args.batch

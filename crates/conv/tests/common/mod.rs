@@ -23,7 +23,7 @@ pub struct Case {
 }
 
 fn divisors(n: usize) -> Vec<usize> {
-    (1..=n).filter(|d| n % d == 0).collect()
+    (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
 }
 
 /// Smallest input extent on one axis for which the window fits, plus `extra`
