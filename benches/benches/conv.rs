@@ -35,7 +35,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gradlab_benches::{conv_layers, CONV_BATCH};
 use gradlab_conv::{
-    conv2d, conv2d_backward, with_channel_direct, with_isa, with_strided_direct, Conv2dSpec, Isa,
+    conv2d, conv2d_backward, with_channel_direct, with_isa, with_row_tiles, with_strided_direct,
+    Conv2dSpec, Isa,
 };
 use gradlab_tensor::{gemm, Tensor};
 use ndarray::{Array1, Array2, Array4, Axis, Ix4};
@@ -270,12 +271,47 @@ fn bench_small(c: &mut Criterion) {
     group.finish();
 }
 
+/// Layers a and b (3x3 stride 1 on 32x32 and 16x16 images) with the
+/// row-tiled kernel allowed (`rows`) and not (`wide`, the direct kernel's
+/// wide layout), forward and forward+backward, one after the other in the
+/// same run. The row-tiled kernel runs in the AVX-512 build only; on other
+/// CPUs both names run the same code.
+fn bench_rows(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let mut group = c.benchmark_group("conv_rows");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let cases = layers();
+    for (name, spec, x, w, b, dy, macs) in cases.iter().take(2) {
+        for (pass, passes) in [("forward", 2), ("fwd+bwd", 6)] {
+            group.throughput(Throughput::Elements(passes * macs));
+            for (route, on) in [("rows", true), ("wide", false)] {
+                let id = BenchmarkId::new(format!("{name}/{pass}"), route);
+                group.bench_function(id, |bench| {
+                    bench.iter(|| {
+                        with_row_tiles(on, || {
+                            let y = conv2d(x.view(), w.view(), Some(b.view()), spec);
+                            let g = (pass == "fwd+bwd")
+                                .then(|| conv2d_backward(x.view(), w.view(), dy.view(), spec));
+                            black_box(y.is_ok() && g.is_none_or(|g| g.is_ok()))
+                        })
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_sgemm,
     bench_conv,
     bench_isa,
     bench_stride2,
-    bench_small
+    bench_small,
+    bench_rows
 );
 criterion_main!(benches);

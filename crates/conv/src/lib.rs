@@ -78,7 +78,7 @@ pub use conv2d::{
     conv2d, conv2d_backward, conv2d_backward_params, with_isa, Conv2dGrads, Conv2dParamGrads, Isa,
 };
 #[doc(hidden)]
-pub use conv2d::{madd, with_channel_direct, with_strided_direct};
+pub use conv2d::{madd, with_channel_direct, with_row_tiles, with_strided_direct};
 pub use error::{ConvError, Result};
 pub use pool::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward, max_pool2d,

@@ -5,7 +5,8 @@ use crate::common;
 
 use common::{depthwise_case, max_rel_err, operands, stride2_case, valid_case, Case, Stored};
 use gradlab_conv::{
-    conv2d, conv2d_backward, conv2d_backward_params, reference, with_isa, Conv2dSpec, ConvKind, Isa,
+    conv2d, conv2d_backward, conv2d_backward_params, reference, with_isa, with_row_tiles,
+    Conv2dSpec, ConvKind, Isa,
 };
 use gradlab_tensor::Element;
 use ndarray::Array4;
@@ -444,4 +445,59 @@ fn builds_agree_and_are_selectable() {
         "sse2".parse::<Isa>(),
         Err(gradlab_conv::ConvError::UnknownIsa { .. })
     ));
+}
+
+/// The row-tiled kernel (f32, AVX-512 build, 3x3 stride 1) on the ResNet
+/// layers it was written for and on shapes that reach its edges: a last
+/// row tile with fewer rows, outputs of 1, 2 and 3 vectors with a partial
+/// last one, groups, channels not a multiple of 4. Forward and input
+/// gradient (a forward pass on the flipped kernel) against the reference,
+/// and against the wide kernel it replaces.
+#[test]
+fn row_tiled_kernel_equals_the_reference() {
+    if !Isa::Avx512.is_supported() {
+        eprintln!(
+            "note: this CPU cannot run the AVX-512 build; the row-tiled kernel is not tested"
+        );
+        return;
+    }
+    let cases = [
+        (Conv2dSpec::new(16, 16, 3).padding(1), 3, 32, 32),
+        (Conv2dSpec::new(32, 32, 3).padding(1), 2, 16, 16),
+        (Conv2dSpec::new(6, 7, 3).padding(1), 2, 18, 17),
+        (Conv2dSpec::new(5, 9, 3).padding(1).groups(1), 2, 23, 40),
+        (Conv2dSpec::new(8, 12, 3).padding(1).groups(2), 2, 13, 31),
+        (Conv2dSpec::new(3, 16, 3).padding(1), 3, 32, 32),
+    ];
+    for (spec, n, h, w) in cases {
+        let x = common::rand4::<f32>([n, spec.in_channels, h, w], 11);
+        let wt = common::rand4::<f32>(spec.weight_shape(), 12);
+        let [oh, ow] = spec.output_size(h, w).unwrap();
+        let dy = common::rand4::<f32>([n, spec.out_channels, oh, ow], 13);
+        let want = reference::conv2d(x.view(), wt.view(), None, &spec).unwrap();
+        let want_dx = reference::conv2d_backward(x.view(), wt.view(), dy.view(), &spec)
+            .unwrap()
+            .input;
+        let run = |rows: bool| {
+            with_isa(Isa::Avx512, || {
+                with_row_tiles(rows, || {
+                    let y = conv2d(x.view(), wt.view(), None, &spec).unwrap();
+                    let g = conv2d_backward(x.view(), wt.view(), dy.view(), &spec).unwrap();
+                    (y, g.input)
+                })
+            })
+            .unwrap()
+        };
+        let (rows, wide) = (run(true), run(false));
+        let what = format!("{spec:?} on {h}x{w}");
+        assert!(max_rel_err(&rows.0, &want) <= 1e-4, "forward, {what}");
+        assert!(
+            max_rel_err(&rows.1, &want_dx) <= 1e-4,
+            "input gradient, {what}"
+        );
+        assert!(
+            max_rel_err(&rows.0, &wide.0) <= 1e-5,
+            "forward against the wide kernel, {what}"
+        );
+    }
 }

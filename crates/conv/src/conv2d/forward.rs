@@ -3,7 +3,8 @@
 //! `out_g[C_out/groups, pixels] = W_g[C_out/groups, C_in/groups*kH*kW] * col`.
 //! Pointwise specs skip im2col (see `pointwise.rs`); stride-1 specs on images
 //! wide enough run the direct kernel on the padded band instead (see
-//! `direct.rs`), those on small images with enough channels the
+//! `direct.rs`; in the AVX-512 build, f32 3x3 ones its row-tiled form,
+//! `rows.rs`), those on small images with enough channels the
 //! channel-vectorised kernel (see `channels.rs`).
 
 use gradlab_tensor::Element;
@@ -13,10 +14,11 @@ use rayon::prelude::*;
 use super::channels;
 use super::direct::{self, wide_width};
 use super::pointwise;
+use super::rows;
 use super::simd::Isa;
 use crate::error::Result;
 use crate::gemm::{gemm, mat, mat_ld, weight_by_columns};
-use crate::im2col::{col_ld, copy_short, im2col};
+use crate::im2col::{col_ld, copy_short, im2col, pad_band};
 use crate::spec::Geometry;
 
 /// Output pixels per band: bounds the im2col buffer (a band of
@@ -70,6 +72,7 @@ pub(super) fn forward<T: Element>(
         kk * col_ld(tile_rows(g) * g.ow)
     };
     // The direct kernel reads the weight blocks with rows padded to its tile.
+    let row_tiled = rows::applies::<T>(isa, g, wide);
     let m_pad = match wide {
         Some(_) => direct::round_up(g.cog, direct::mr(isa)),
         None => g.cog,
@@ -81,7 +84,7 @@ pub(super) fn forward<T: Element>(
         weight_by_columns(w, g.groups, g.cog, kk, m_pad)
     };
     let chan_len = if chan { g.cog * tile_rows(g) * g.ow } else { 0 };
-    let wide_len = wide.map_or(0, |wp| {
+    let wide_len = wide.filter(|_| !row_tiled).map_or(0, |wp| {
         m_pad * direct::round_up(tile_rows(g) * wp, direct::nr::<T>(isa))
     });
     units.into_par_iter().try_for_each_init(
@@ -116,6 +119,23 @@ pub(super) fn forward<T: Element>(
                             s,
                         );
                     }
+                } else if let (Some(wp), true) = (wide, row_tiled) {
+                    // Row-tiled kernel straight into the output rows.
+                    let chan = pad_band(x_g, g, oh0, oh1, rows::slack(wp), scratch);
+                    let panel = &wt[grp * kk * m_pad..(grp + 1) * kk * m_pad];
+                    let mut out_g = out_g;
+                    let mut dst = Vec::with_capacity(g.cog);
+                    for row in out_g.outer_iter_mut() {
+                        let row = row.into_slice().and_then(rows::as_f32_mut);
+                        dst.push(row.ok_or_else(|| crate::gemm::internal("forward band", 0))?);
+                    }
+                    let (panel, band) = rows::as_f32(panel)
+                        .zip(rows::as_f32(scratch))
+                        .ok_or_else(|| crate::gemm::internal("forward band", 0))?;
+                    let band_rows = oh1 - oh0;
+                    rows::correlate(
+                        panel, m_pad, band, g.cig, chan, wp, band_rows, g.ow, &mut dst,
+                    );
                 } else if let Some(wp) = wide {
                     // Direct kernel into the wide layout, then keep the W_out real columns.
                     let ptw = direct::round_up((oh1 - oh0) * wp, direct::nr::<T>(isa));

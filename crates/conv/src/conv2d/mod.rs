@@ -4,7 +4,9 @@
 //! Layout: `forward.rs` and `backward.rs` hold the im2col + GEMM kernels
 //! (standard and grouped convolutions), `pointwise.rs` the GEMM on the input
 //! planes that replaces im2col for 1x1 / stride 1 / no padding, and
-//! `depthwise.rs` the direct loops for `groups == in_channels`.
+//! `depthwise.rs` the direct loops for `groups == in_channels`; `direct.rs`
+//! (with its row-tiled f32 form for AVX-512, `rows.rs`) and `channels.rs`
+//! the direct kernels of standard convolutions.
 
 mod backward;
 mod channels;
@@ -12,10 +14,12 @@ mod depthwise;
 mod direct;
 mod forward;
 mod pointwise;
+mod rows;
 mod simd;
 
 pub use channels::with_channel_direct;
 pub use direct::with_strided_direct;
+pub use rows::with_row_tiles;
 pub use simd::{madd, with_isa, Isa};
 
 use std::cell::Cell;
