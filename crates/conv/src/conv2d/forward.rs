@@ -15,7 +15,7 @@ use super::channels;
 use super::direct::{self, wide_width};
 use super::pointwise;
 use super::rows;
-use super::simd::Isa;
+use super::simd::{self, Isa};
 use crate::error::Result;
 use crate::gemm::{gemm, mat, mat_ld, weight_by_columns};
 use crate::im2col::{col_ld, copy_short, im2col, pad_band};
@@ -126,11 +126,11 @@ pub(super) fn forward<T: Element>(
                     let mut out_g = out_g;
                     let mut dst = Vec::with_capacity(g.cog);
                     for row in out_g.outer_iter_mut() {
-                        let row = row.into_slice().and_then(rows::as_f32_mut);
+                        let row = row.into_slice().and_then(simd::as_f32_mut);
                         dst.push(row.ok_or_else(|| crate::gemm::internal("forward band", 0))?);
                     }
-                    let (panel, band) = rows::as_f32(panel)
-                        .zip(rows::as_f32(scratch))
+                    let (panel, band) = simd::as_f32(panel)
+                        .zip(simd::as_f32(scratch))
                         .ok_or_else(|| crate::gemm::internal("forward band", 0))?;
                     let band_rows = oh1 - oh0;
                     rows::correlate(

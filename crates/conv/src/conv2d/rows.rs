@@ -60,23 +60,6 @@ pub(crate) fn slack(wp: usize) -> usize {
     4 * wp + 48
 }
 
-/// `s` as f32 when `T` is f32.
-pub(crate) fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
-    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| {
-        // SAFETY: `T` is `f32` (the same `TypeId`), so the memory of `s`
-        // holds `s.len()` f32 values.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
-    })
-}
-
-/// `s` as f32 when `T` is f32.
-pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
-    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| {
-        // SAFETY: as in `as_f32`; the borrow of `s` is handed on.
-        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
-    })
-}
-
 /// `out[c][row*ow + col] = sum_{ci, j, i} wt[((ci*3 + i)*3 + j)*m + c] *
 /// band[ci*chan + (row + i)*wp + col + j]` for `c < out.len()`, `row <
 /// rows`, `col < ow`: the stride-1 3x3 convolution of a band of `cig`
@@ -239,12 +222,5 @@ mod tests {
             let g = geometry(other, 20, 20);
             assert!(!applies::<f32>(Isa::Avx512, &g, Some(24)));
         }
-    }
-
-    #[test]
-    fn f32_views_only_of_f32() {
-        assert_eq!(as_f32(&[1.0f32, 2.0]), Some(&[1.0f32, 2.0][..]));
-        assert_eq!(as_f32(&[1.0f64]), None);
-        assert!(as_f32_mut(&mut [1.0f64]).is_none());
     }
 }

@@ -13,6 +13,7 @@
 //! and hands it down to every kernel it runs (on whatever rayon thread), so
 //! one call never mixes builds and one build always gives the same bits.
 
+use std::any::TypeId;
 use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
@@ -191,6 +192,27 @@ pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
     Ok(super::with_thread_local(&OVERRIDE, Some(isa), f))
 }
 
+// The kernels written with AVX-512 intrinsics (`rows.rs`, the weight
+// gradient of `direct.rs`) take f32 slices; the generic code hands them
+// its `T` slices through these views.
+
+/// `s` as f32 when `T` is f32.
+pub(crate) fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| {
+        // SAFETY: `T` is `f32` (the same `TypeId`), so the memory of `s`
+        // holds `s.len()` f32 values.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+    })
+}
+
+/// `s` as f32 when `T` is f32.
+pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| {
+        // SAFETY: as in `as_f32`; the borrow of `s` is handed on.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+    })
+}
+
 /// `acc + a * b`, fused (one rounding) when `FMA`.
 #[inline(always)]
 pub fn madd<T: Element, const FMA: bool>(acc: T, a: T, b: T) -> T {
@@ -265,3 +287,15 @@ macro_rules! isa_builds {
     };
 }
 pub(crate) use crate::isa_builds;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_views_only_of_f32() {
+        assert_eq!(as_f32(&[1.0f32, 2.0]), Some(&[1.0f32, 2.0][..]));
+        assert_eq!(as_f32(&[1.0f64]), None);
+        assert!(as_f32_mut(&mut [1.0f64]).is_none());
+    }
+}
