@@ -21,14 +21,6 @@
 /// The peak memory does not grow: the resident memory just stays at its
 /// peak until the process exits, which is what a training run does anyway.
 ///
-/// It also keeps every thread on the one main heap (`M_ARENA_MAX` 1):
-/// the passes run on rayon's threads, and with an arena per thread each
-/// kept its own retained blocks, which the others could not reuse. The
-/// ResNet-20 process at batch 128 then peaked at 392 instead of 217 MiB,
-/// the MobileNet at 716 instead of 368 MiB (and took longer, 410 against
-/// 358 ms a step); large blocks are allocated a few hundred times a step,
-/// so the shared lock costs nothing measurable.
-///
 /// Returns `true` on Linux with glibc; elsewhere it does nothing and
 /// returns `false` (other allocators have their own policies).
 ///
@@ -43,14 +35,13 @@ pub fn retain_freed_memory() -> bool {
     {
         // SAFETY: `mallopt` only changes glibc's allocation parameters under
         // the allocator's own lock; it has no memory-safety preconditions.
-        let (no_mmap, no_trim, one_arena) = unsafe {
+        let (no_mmap, no_trim) = unsafe {
             (
                 libc::mallopt(libc::M_MMAP_MAX, 0),
                 libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX),
-                libc::mallopt(libc::M_ARENA_MAX, 1),
             )
         };
-        no_mmap == 1 && no_trim == 1 && one_arena == 1
+        no_mmap == 1 && no_trim == 1
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
