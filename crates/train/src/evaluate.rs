@@ -10,7 +10,7 @@ use gradlab_nn::{accuracy, cross_entropy, CrossEntropyOptions, Ctx, Module};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::step::on_pool_thread;
+use crate::step::on_pool_thread_if_small;
 
 /// What [`evaluate`] measured.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -118,17 +118,19 @@ fn loss_and_correct_sums<M: Module<f32> + ?Sized>(
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for chunk in indices.chunks(batch) {
         let b = Batch::from_indices(data, chunk)?;
-        let (accuracy, loss) = on_pool_thread(|| -> Result<(f64, f32)> {
-            let mut cx = Ctx::no_grad();
-            let x = cx.input(b.images);
-            let logits = model.forward(&mut cx, x)?;
-            let accuracy = accuracy(cx.value(logits)?, &b.labels)?;
-            let loss = cross_entropy(&mut cx, logits, &b.labels, &CrossEntropyOptions::default())?;
-            Ok((
-                accuracy,
-                cx.value(loss)?.item().map_err(gradlab_nn::NnError::from)?,
-            ))
-        })?;
+        let (accuracy, loss) =
+            on_pool_thread_if_small(b.images.len(), || -> Result<(f64, f32)> {
+                let mut cx = Ctx::no_grad();
+                let x = cx.input(b.images);
+                let logits = model.forward(&mut cx, x)?;
+                let accuracy = accuracy(cx.value(logits)?, &b.labels)?;
+                let loss =
+                    cross_entropy(&mut cx, logits, &b.labels, &CrossEntropyOptions::default())?;
+                Ok((
+                    accuracy,
+                    cx.value(loss)?.item().map_err(gradlab_nn::NnError::from)?,
+                ))
+            })?;
         correct += accuracy * chunk.len() as f64;
         loss_sum += f64::from(loss) * chunk.len() as f64;
     }

@@ -54,17 +54,36 @@ pub fn forward_backward<M: Classifier<f32> + ?Sized>(
     seed: u64,
     keep_taps: bool,
 ) -> Result<Pass> {
-    on_pool_thread(|| forward_backward_here(model, images, labels, seed, keep_taps))
+    on_pool_thread_if_small(images.len(), || {
+        forward_backward_here(model, images, labels, seed, keep_taps)
+    })
 }
 
-/// Runs `f` on a thread of rayon's pool (at once when called from one).
-/// A forward or backward pass runs hundreds of parallel loops; started
-/// from a pool thread they share out their work directly, where started
-/// from another thread each hands its work over to the pool and sleeps
-/// until it is done (at batch 1 those hand-overs kept the scheduler busy
-/// for about 40% of the step).
-pub(crate) fn on_pool_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| f())
+/// Input elements up to which a pass runs on a rayon pool thread (see
+/// [`on_pool_thread_if_small`]): 16 images of 3x32x32.
+const SMALL_PASS: usize = 16 * 3 * 32 * 32;
+
+/// Runs `f` on a thread of rayon's pool when the pass's input has at most
+/// [`SMALL_PASS`] elements, else on this thread.
+///
+/// A pass runs hundreds of parallel loops. Started from a pool thread they
+/// share out their work directly; started from another thread each hands
+/// its work over to the pool and sleeps until it is done, and at batch 1
+/// those hand-overs kept the scheduler busy for about 40% of the step (the
+/// ResNet-20 step took 13 ms this way, 7 ms on a pool thread). But a pass
+/// on a pool thread allocates its activations there, in that thread's
+/// malloc arena, and as freed memory is retained per arena (see
+/// `gradlab_tensor::retain_freed_memory`) the process's peak grew: ResNet-20
+/// at batch 128 peaked at 270-450 MiB instead of 217 MiB. One arena for
+/// every thread fixed that but made the small models of the demo twice as
+/// slow (threads waiting on the arena's lock). Large batches, where the
+/// hand-overs cost about 3% of the step, stay on the calling thread.
+pub(crate) fn on_pool_thread_if_small<R: Send>(elements: usize, f: impl FnOnce() -> R + Send) -> R {
+    if elements <= SMALL_PASS {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
 }
 
 fn forward_backward_here<M: Classifier<f32> + ?Sized>(
