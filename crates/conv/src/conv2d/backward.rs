@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use super::channels;
 use super::direct::{self, grad_wide_width, wide_width};
 use super::forward::{self, bands, tile_rows};
-use super::simd::{self, Isa};
+use super::simd::Isa;
 use super::{lane_sum, pointwise, RawGrads};
 use crate::error::Result;
 use crate::gemm::{gemm, internal, mat, mat_ld, mat_ld_mut, mat_mut};
@@ -279,20 +279,10 @@ fn weight_and_input_grads<T: Element>(
                                 let dw_s = dw_g
                                     .as_slice_mut()
                                     .ok_or_else(|| internal("backward weight gradient", 0))?;
-                                match (isa, simd::as_f32(dyt), simd::as_f32(&scratch)) {
-                                    (Isa::Avx512, Some(dyt), Some(band)) => {
-                                        let dw_s = simd::as_f32_mut(dw_s)
-                                            .ok_or_else(|| internal("backward band", 0))?;
-                                        direct::weight_grad_f32_avx512(
-                                            dyt, m_pad, g.cog, band, &offs, rows, wp, g.ow, dw_s,
-                                            kk,
-                                        );
-                                    }
-                                    _ => direct::weight_grad(
-                                        isa, dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow,
-                                        dw_s, kk,
-                                    ),
-                                }
+                                direct::weight_grad(
+                                    isa, dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow, dw_s,
+                                    kk,
+                                );
                             } else {
                                 let ld = col_ld(pt);
                                 im2col(x_g, g, oh0, oh1, &mut col, ld, &mut scratch);

@@ -31,7 +31,7 @@ use gradlab_tensor::Element;
 
 use std::cell::Cell;
 
-use super::simd::{isa_builds, madd, Isa};
+use super::simd::{as_f32, as_f32_mut, isa_builds, madd, Isa};
 use crate::im2col::{pad_band, phase_band};
 use crate::spec::Geometry;
 
@@ -224,6 +224,33 @@ pub(crate) fn grad_nr<T>() -> usize {
     64 / std::mem::size_of::<T>()
 }
 
+/// The weight gradient of a band (see [`weight_grad_portable`] for what it
+/// computes) in the build `isa`: f32 in the AVX-512 build runs
+/// [`weight_grad_f32_avx512`], the same operations in the same order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_grad<T: Element>(
+    isa: Isa,
+    dyt: &[T],
+    m: usize,
+    m_valid: usize,
+    band: &[T],
+    offs: &[usize],
+    rows: usize,
+    wp: usize,
+    ow: usize,
+    dw: &mut [T],
+    ldw: usize,
+) {
+    if isa == Isa::Avx512 {
+        if let (Some(dyt), Some(band)) = (as_f32(dyt), as_f32(band)) {
+            if let Some(dw) = as_f32_mut(dw) {
+                return weight_grad_f32_avx512(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+            }
+        }
+    }
+    weight_grad_portable(isa, dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw)
+}
+
 isa_builds! {
     /// The weight gradient of a band: `dw[c*ldw + k] += sum_t dyt[t*m + c] *
     /// band[t + offs[k]]` for `c < m_valid`, every tap `k` and every real
@@ -235,7 +262,7 @@ isa_builds! {
     /// `kr_of`): per pixel, one broadcast of the band per tap, vector loads
     /// of `dyt` and one fused multiply-add per accumulator; pixels are summed
     /// in order. Runs the build `isa`.
-    pub(crate) fn weight_grad<T: Element>(
+    fn weight_grad_portable<T: Element>(
         dyt: &[T],
         m: usize,
         m_valid: usize,
@@ -317,7 +344,7 @@ fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usiz
 /// When the operands are shorter than [`weight_grad`] reads and writes (a
 /// caller's bug), or the CPU cannot run AVX-512.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_grad_f32_avx512(
+fn weight_grad_f32_avx512(
     dyt: &[f32],
     m: usize,
     m_valid: usize,
