@@ -5,7 +5,7 @@
 //! task per chunk owns a private weight/bias gradient (and, on the col2im
 //! route, the input gradient of its images); per image, group and band of
 //! output rows it accumulates the weight gradient:
-//! - where the direct kernel applies (stride 1, wide enough images; see
+//! - where the direct kernel applies (stride 1, any width; see
 //!   `direct.rs`), from the padded band of the input and the output
 //!   gradient transposed to `[pixel, channel]`, with no columns;
 //! - otherwise by recomputing the im2col columns `col`: `dW_g += dy_g col^T`.
@@ -105,8 +105,8 @@ pub(super) fn backward_params<T: Element>(
 /// 8x8 images through im2col + GEMM, 64->64 went 8.50 -> 8.66 ms, so those
 /// kept col2im until the channel-vectorised kernel: through it the backward
 /// of 64->64 on 8x8 took 7.53 against 7.96 ms (`conv_small` bench, one
-/// run). The weight gradient of 8x8 images stays on im2col + GEMM: the
-/// direct `weight_grad` took 5.57 against 4.13 ms there.
+/// run). The weight gradient takes the direct kernel at every size (see
+/// `direct::grad_wide_width`).
 fn transposed_geometry<T>(isa: Isa, g: &Geometry) -> Option<Geometry> {
     if g.s != [1, 1] || g.is_pointwise_direct() {
         return None;
@@ -164,14 +164,28 @@ fn weight_and_input_grads<T: Element>(
 ) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
     let (hw, p, kk) = (g.in_plane(), g.out_plane(), g.col_rows());
     let wlen = g.c_out * kk;
-    let max_chunks = (PARTIAL_BUDGET / wlen.max(1)).clamp(1, BATCH_CHUNKS);
+    let direct = g.is_pointwise_direct();
+    // The weight gradient by the direct kernel where it applies: the
+    // same method whether or not the input gradient is computed here, so
+    // `conv2d_backward_params` gives the same bits as `conv2d_backward`.
+    let wide = if direct { None } else { grad_wide_width(g) };
+    let m_pad = direct::round_up(g.cog, direct::grad_nr::<T>());
+    // The direct kernel accumulates tap-major, `[group, tap, channel]` with
+    // the channels padded to `m_pad` (whole vectors, added with vector
+    // adds); transposed to `[channel, tap]` once, after the chunks' sum.
+    let partial_len = if wide.is_some() {
+        g.groups * kk * m_pad
+    } else {
+        wlen
+    };
+    let max_chunks = (PARTIAL_BUDGET / partial_len.max(1)).clamp(1, BATCH_CHUNKS);
     let chunk = g.n.div_ceil(max_chunks).max(1);
     let n_chunks = g.n.div_ceil(chunk);
     // Without the input gradient each image still needs a (zero-size) unit.
     let dx_plane = if input_grad { g.c_in * hw } else { 0 };
     let mut dx = super::zeros("conv2d_backward", g.n * dx_plane)?;
     let mut partials: Vec<(Vec<T>, Vec<T>)> = (0..n_chunks)
-        .map(|_| (vec![T::zero(); wlen], vec![T::zero(); g.c_out]))
+        .map(|_| (vec![T::zero(); partial_len], vec![T::zero(); g.c_out]))
         .collect();
     {
         let mut dx3 = ArrayViewMut3::from_shape((g.n, 1, dx_plane), &mut dx[..])
@@ -181,18 +195,12 @@ fn weight_and_input_grads<T: Element>(
             .zip(partials.iter_mut())
             .enumerate()
             .collect();
-        let direct = g.is_pointwise_direct();
-        // The weight gradient by the direct kernel where it applies: the
-        // same method whether or not the input gradient is computed here, so
-        // `conv2d_backward_params` gives the same bits as `conv2d_backward`.
-        let wide = if direct { None } else { grad_wide_width(g) };
         let band_cols = if direct {
             0
         } else {
             kk * col_ld(tile_rows(g) * g.ow)
         };
         let col_len = if wide.is_some() { 0 } else { band_cols };
-        let m_pad = direct::round_up(g.cog, direct::grad_nr::<T>());
         let wide_len = wide.map_or(0, |wp| m_pad * tile_rows(g) * wp);
         units
             .into_par_iter()
@@ -221,7 +229,13 @@ fn weight_and_input_grads<T: Element>(
                         };
                         let w_g = mat(&w[grp * g.cog * kk..], g.cog, kk)?;
                         let dy_g = mat(&dy_n[grp * g.cog * p..], g.cog, p)?;
-                        let mut dw_g = mat_mut(&mut dw_p[grp * g.cog * kk..], g.cog, kk)?;
+                        let (dw_rows, dw_cols) = if wide.is_some() {
+                            (kk, m_pad)
+                        } else {
+                            (g.cog, kk)
+                        };
+                        let mut dw_g =
+                            mat_mut(&mut dw_p[grp * dw_rows * dw_cols..], dw_rows, dw_cols)?;
                         for (oh0, oh1) in bands(g) {
                             let cols = oh0 * g.ow..oh1 * g.ow;
                             let dy_t = dy_g.slice(s![.., cols.clone()]);
@@ -280,8 +294,7 @@ fn weight_and_input_grads<T: Element>(
                                     .as_slice_mut()
                                     .ok_or_else(|| internal("backward weight gradient", 0))?;
                                 direct::weight_grad(
-                                    isa, dyt, m_pad, g.cog, &scratch, &offs, rows, wp, g.ow, dw_s,
-                                    kk,
+                                    isa, dyt, m_pad, &scratch, &offs, rows, wp, g.ow, dw_s,
                                 );
                             } else {
                                 let ld = col_ld(pt);
@@ -301,7 +314,7 @@ fn weight_and_input_grads<T: Element>(
                 Ok(())
             })?;
     }
-    let mut dw = vec![T::zero(); wlen];
+    let mut dw = vec![T::zero(); partial_len];
     let mut db = vec![T::zero(); g.c_out];
     for (dw_p, db_p) in &partials {
         for (a, &b) in dw.iter_mut().zip(dw_p) {
@@ -310,6 +323,17 @@ fn weight_and_input_grads<T: Element>(
         for (a, &b) in db.iter_mut().zip(db_p) {
             *a = *a + b;
         }
+    }
+    if wide.is_some() {
+        let mut by_channel = vec![T::zero(); wlen];
+        for (grp, taps) in dw.chunks_exact(kk * m_pad).enumerate() {
+            for (k, channels) in taps.chunks_exact(m_pad).enumerate() {
+                for (c, &v) in channels[..g.cog].iter().enumerate() {
+                    by_channel[(grp * g.cog + c) * kk + k] = v;
+                }
+            }
+        }
+        dw = by_channel;
     }
     Ok((dx, dw, db))
 }

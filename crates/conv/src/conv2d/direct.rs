@@ -106,12 +106,16 @@ pub(crate) fn wide_width(g: &Geometry) -> Option<usize> {
     }
 }
 
-/// [`wide_width`] for the weight gradient: stride 1 only (strided weight
-/// gradients by the direct kernel on phase-split bands were slower than
-/// im2col + GEMM on the `conv_stride2` bench, forward+backward 14.4 against
-/// 11.1 ms on 16->32 channels, 32x32 images).
+/// [`wide_width`] for the weight gradient: every stride-1 spec, whatever
+/// its junk columns (the weight gradient reads only real pixels); with the
+/// tap-major tiles of up to 64 channels the 8x8 images of layer c took 1.73
+/// against 2.40 ms through im2col + GEMM (`conv_small` bench, weight
+/// gradient, batch 64). Stride 1 only: strided weight gradients by the
+/// direct kernel on phase-split bands were slower than im2col + GEMM on the
+/// `conv_stride2` bench, forward+backward 14.4 against 11.1 ms on 16->32
+/// channels, 32x32 images.
 pub(crate) fn grad_wide_width(g: &Geometry) -> Option<usize> {
-    wide_width(g).filter(|_| g.s == [1, 1])
+    (g.s == [1, 1] && g.ow > 0).then_some(g.w + 2 * g.p[1])
 }
 
 /// `n` rounded up to a multiple of `m`.
@@ -226,62 +230,56 @@ pub(crate) fn grad_nr<T>() -> usize {
 
 /// The weight gradient of a band (see [`weight_grad_portable`] for what it
 /// computes) in the build `isa`: f32 in the AVX-512 build runs
-/// [`weight_grad_f32_avx512`], the same operations in the same order.
+/// [`weight_grad_f32_avx512`], the same sums in the same order.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn weight_grad<T: Element>(
     isa: Isa,
     dyt: &[T],
     m: usize,
-    m_valid: usize,
     band: &[T],
     offs: &[usize],
     rows: usize,
     wp: usize,
     ow: usize,
     dw: &mut [T],
-    ldw: usize,
 ) {
     if isa == Isa::Avx512 {
         if let (Some(dyt), Some(band)) = (as_f32(dyt), as_f32(band)) {
             if let Some(dw) = as_f32_mut(dw) {
-                return weight_grad_f32_avx512(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw);
+                return weight_grad_f32_avx512(dyt, m, band, offs, rows, wp, ow, dw);
             }
         }
     }
-    weight_grad_portable(isa, dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw)
+    weight_grad_portable(isa, dyt, m, band, offs, rows, wp, ow, dw)
 }
 
 isa_builds! {
-    /// The weight gradient of a band: `dw[c*ldw + k] += sum_t dyt[t*m + c] *
-    /// band[t + offs[k]]` for `c < m_valid`, every tap `k` and every real
-    /// (not junk) wide pixel `t = row*wp + col`, `row < rows`, `col < ow`.
-    /// `dyt` is the output gradient transposed, `[t, m]`, `m` a multiple of
-    /// [`grad_nr`]; `band` holds `max(offs) + rows*wp` elements.
+    /// The weight gradient of a band, tap-major: `dw[k*m + c] += sum_t
+    /// dyt[t*m + c] * band[t + offs[k]]` for every channel `c < m`, every
+    /// tap `k` and every real (not junk) wide pixel `t = row*wp + col`,
+    /// `row < rows`, `col < ow`. `dyt` is the output gradient transposed,
+    /// `[t, m]`, `m` a multiple of [`grad_nr`]; `band` holds `max(offs) +
+    /// rows*wp` elements.
     ///
     /// Register tiles of a few taps by [`grad_nr`] output channels (see
     /// `kr_of`): per pixel, one broadcast of the band per tap, vector loads
     /// of `dyt` and one fused multiply-add per accumulator; pixels are summed
-    /// in order. Runs the build `isa`.
+    /// in order, from zero, and each tile's sums added to `dw`. Runs the
+    /// build `isa`.
     fn weight_grad_portable<T: Element>(
         dyt: &[T],
         m: usize,
-        m_valid: usize,
         band: &[T],
         offs: &[usize],
         rows: usize,
         wp: usize,
         ow: usize,
         dw: &mut [T],
-        ldw: usize,
     ) [FMA, VB] {
         if std::mem::size_of::<T>() == 4 {
-            weight_grad_impl::<T, FMA, { kr_of(VB) }, 16>(
-                dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw,
-            );
+            weight_grad_impl::<T, FMA, { kr_of(VB) }, 16>(dyt, m, band, offs, rows, wp, ow, dw);
         } else {
-            weight_grad_impl::<T, FMA, { kr_of(VB) }, 8>(
-                dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw,
-            );
+            weight_grad_impl::<T, FMA, { kr_of(VB) }, 8>(dyt, m, band, offs, rows, wp, ow, dw);
         }
     }
 }
@@ -291,14 +289,12 @@ isa_builds! {
 fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usize>(
     dyt: &[T],
     m: usize,
-    m_valid: usize,
     band: &[T],
     offs: &[usize],
     rows: usize,
     wp: usize,
     ow: usize,
     dw: &mut [T],
-    ldw: usize,
 ) {
     for k0 in (0..offs.len()).step_by(KR) {
         let kr = KR.min(offs.len() - k0);
@@ -323,8 +319,8 @@ fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usiz
                 }
             }
             for (q, acc_q) in acc.iter().enumerate().take(kr) {
-                for (l, &v) in acc_q.iter().enumerate().take(m_valid.saturating_sub(c0)) {
-                    let slot = &mut dw[(c0 + l) * ldw + k0 + q];
+                let start = (k0 + q) * m + c0;
+                for (slot, &v) in dw[start..start + NR].iter_mut().zip(acc_q) {
                     *slot = *slot + v;
                 }
             }
@@ -333,12 +329,12 @@ fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usiz
 }
 
 /// [`weight_grad`] of f32 in the AVX-512 build, written with intrinsics:
-/// the same tiles and the same operations in the same order, so the same
-/// bits. In the portable form LLVM kept two of the eight accumulators in
-/// stack slots stored on every pixel (a bounds check left in the loop);
-/// those 64-byte stores split cache lines whenever the stack was not
-/// 64-byte aligned, which depended on the build: the ResNet-20 step's
-/// backward took about 10% longer in some builds of the same source.
+/// the same sums in the same order as the portable kernel, so the same bits.
+/// In the portable form LLVM kept two of the eight accumulators in stack
+/// slots stored on every pixel (a bounds check left in the loop); those
+/// 64-byte stores split cache lines whenever the stack was not 64-byte
+/// aligned, which depended on the build: the ResNet-20 step's backward took
+/// about 10% longer in some builds of the same source.
 ///
 /// # Panics
 /// When the operands are shorter than [`weight_grad`] reads and writes (a
@@ -347,29 +343,27 @@ fn weight_grad_impl<T: Element, const FMA: bool, const KR: usize, const NR: usiz
 fn weight_grad_f32_avx512(
     dyt: &[f32],
     m: usize,
-    m_valid: usize,
     band: &[f32],
     offs: &[usize],
     rows: usize,
     wp: usize,
     ow: usize,
     dw: &mut [f32],
-    ldw: usize,
 ) {
     assert!(Isa::Avx512.is_supported(), "this kernel needs AVX-512");
-    assert!(m.is_multiple_of(16) && m_valid <= m && ow <= wp);
-    if rows == 0 || ow == 0 || offs.is_empty() || m_valid == 0 {
+    assert!(m.is_multiple_of(16) && ow <= wp);
+    if rows == 0 || ow == 0 || offs.is_empty() || m == 0 {
         return;
     }
     let reach = (rows - 1) * wp + ow;
     assert!(band.len() >= offs.iter().max().map_or(0, |&o| o + reach));
     assert!(dyt.len() >= reach * m);
-    assert!(dw.len() >= (m_valid - 1) * ldw + offs.len() && offs.len() <= ldw);
+    assert!(dw.len() >= offs.len() * m);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512 is supported and the lengths bound every read (see
-    // `avx512_f32::weight_grad`).
+    // SAFETY: AVX-512 is supported and the lengths bound every read and
+    // write (see `avx512_f32::weight_grad`).
     unsafe {
-        avx512_f32::weight_grad(dyt, m, m_valid, band, offs, rows, wp, ow, dw, ldw)
+        avx512_f32::weight_grad(dyt, m, band, offs, rows, wp, ow, dw)
     }
 }
 
@@ -380,56 +374,94 @@ mod avx512_f32 {
     /// # Safety
     /// The CPU runs AVX-512F; `weight_grad_f32_avx512`'s asserts hold. Then
     /// the band is read at `t0 + o[q] + col < max(offs) + (rows - 1) wp +
-    /// ow` and `dyt` at `(t0 + col) m + c0 + 16 <= ((rows - 1) wp + ow) m`;
-    /// `dw` is written through bounds-checked indexing.
+    /// ow`, `dyt` at `(t0 + col) m + c0 + 16 NV <= ((rows - 1) wp + ow) m`
+    /// and `dw` at `k m + c0 + 16 NV <= len(offs) m`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn weight_grad(
         dyt: &[f32],
         m: usize,
-        m_valid: usize,
         band: &[f32],
         offs: &[usize],
         rows: usize,
         wp: usize,
         ow: usize,
         dw: &mut [f32],
-        ldw: usize,
     ) {
-        const KR: usize = 8;
+        // Wider tiles than the portable kernel's 8 taps by 16 channels where
+        // the channels allow (each sum is the same, so the same bits): more
+        // accumulators hide the multiply-add latency, and each broadcast of
+        // the band feeds several vectors of channels.
+        let mut c0 = 0;
+        while c0 < m {
+            // SAFETY: as this function's; `c0 + 16 NV <= m`.
+            unsafe {
+                if m - c0 >= 64 {
+                    tiles::<4, 6>(dyt, m, band, offs, rows, wp, ow, dw, c0);
+                    c0 += 64;
+                } else if m - c0 >= 32 {
+                    tiles::<2, 12>(dyt, m, band, offs, rows, wp, ow, dw, c0);
+                    c0 += 32;
+                } else {
+                    tiles::<1, 16>(dyt, m, band, offs, rows, wp, ow, dw, c0);
+                    c0 += 16;
+                }
+            }
+        }
+    }
+
+    /// The tiles of `NV` vectors of channels from `c0` by `KR` taps, over
+    /// every tap.
+    ///
+    /// # Safety
+    /// As [`weight_grad`]'s, and `c0 + 16 NV <= m`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tiles<const NV: usize, const KR: usize>(
+        dyt: &[f32],
+        m: usize,
+        band: &[f32],
+        offs: &[usize],
+        rows: usize,
+        wp: usize,
+        ow: usize,
+        dw: &mut [f32],
+        c0: usize,
+    ) {
         for k0 in (0..offs.len()).step_by(KR) {
             let kr = KR.min(offs.len() - k0);
             // A tail tile repeats its last tap; the copies are not stored.
             let o: [usize; KR] = std::array::from_fn(|q| offs[k0 + q.min(kr - 1)]);
-            for c0 in (0..m).step_by(16) {
-                let mut acc = [_mm512_setzero_ps(); KR];
-                for row in 0..rows {
-                    let t0 = row * wp;
-                    // SAFETY: in bounds, see the function's.
-                    let (dy, runs) = unsafe {
-                        let runs: [*const f32; KR] =
-                            std::array::from_fn(|q| band.as_ptr().add(t0 + o[q]));
-                        (dyt.as_ptr().add(t0 * m + c0), runs)
-                    };
-                    for col in 0..ow {
-                        // SAFETY: in bounds, see the function's.
-                        unsafe {
-                            let b = _mm512_loadu_ps(dy.add(col * m));
-                            for (a, run) in acc.iter_mut().zip(&runs) {
-                                *a = _mm512_fmadd_ps(_mm512_set1_ps(*run.add(col)), b, *a);
+            let mut acc = [[_mm512_setzero_ps(); NV]; KR];
+            for row in 0..rows {
+                let t0 = row * wp;
+                // SAFETY: in bounds, see `weight_grad`'s.
+                let (dy, runs) = unsafe {
+                    let runs: [*const f32; KR] =
+                        std::array::from_fn(|q| band.as_ptr().add(t0 + o[q]));
+                    (dyt.as_ptr().add(t0 * m + c0), runs)
+                };
+                for col in 0..ow {
+                    // SAFETY: in bounds, see `weight_grad`'s.
+                    unsafe {
+                        let b: [__m512; NV] =
+                            std::array::from_fn(|v| _mm512_loadu_ps(dy.add(col * m + 16 * v)));
+                        for (acc_q, run) in acc.iter_mut().zip(&runs) {
+                            let a = _mm512_set1_ps(*run.add(col));
+                            for (acc_qv, &b_v) in acc_q.iter_mut().zip(&b) {
+                                *acc_qv = _mm512_fmadd_ps(a, b_v, *acc_qv);
                             }
                         }
                     }
                 }
-                let mut sums = [[0.0f32; 16]; KR];
-                for (s, &a) in sums.iter_mut().zip(&acc) {
-                    // SAFETY: `s` has 16 floats.
-                    unsafe { _mm512_storeu_ps(s.as_mut_ptr(), a) };
-                }
-                for (q, s) in sums.iter().enumerate().take(kr) {
-                    for (l, &v) in s.iter().enumerate().take(m_valid.saturating_sub(c0)) {
-                        let slot = &mut dw[(c0 + l) * ldw + k0 + q];
-                        *slot += v;
+            }
+            for (q, acc_q) in acc.iter().enumerate().take(kr) {
+                for (v, &a) in acc_q.iter().enumerate() {
+                    // SAFETY: in bounds, see `weight_grad`'s.
+                    unsafe {
+                        let slot = dw.as_mut_ptr().add((k0 + q) * m + c0 + 16 * v);
+                        _mm512_storeu_ps(slot, _mm512_add_ps(_mm512_loadu_ps(slot), a));
                     }
                 }
             }
@@ -459,6 +491,7 @@ mod tests {
         assert_eq!(wide_width(&geometry(s2, 34, 33)), Some(18));
         assert_eq!(grad_wide_width(&geometry(s2, 34, 33)), None);
         assert_eq!(grad_wide_width(&geometry(s1, 18, 17)), Some(19));
+        assert_eq!(grad_wide_width(&geometry(s1, 12, 13)), Some(15));
         assert_eq!(wide_width(&geometry(s2, 32, 32)), Some(17));
         assert_eq!(
             with_strided_direct(false, || wide_width(&geometry(s2, 32, 32))),
@@ -514,25 +547,19 @@ mod tests {
     }
 
     /// The weight-gradient kernel, plain and fused, against the sum written
-    /// out: 6 taps (a tail tile of 2), 5 stored channels of 2 tiles, 3 rows of
-    /// 4 real pixels in rows 6 wide; junk pixels hold NaN and must not be read.
+    /// out: 6 taps (a tail tile of 2), 2 tiles of channels, 3 rows of 4 real
+    /// pixels in rows 6 wide; junk pixels hold NaN and must not be read.
     fn check_weight_grad<T: Element, const KR: usize, const NR: usize>(tol: f64) {
-        let (m, m_valid, rows, wp, ow, ldw) = (2 * NR, 5, 3, 6, 4, 7);
+        let (m, rows, wp, ow) = (2 * NR, 3, 6, 4);
         let offs = [0usize, 1, 2, 6, 7, 13];
         let band: Vec<T> = (0..13 + rows * wp)
             .map(|i| T::of_f64(((i * 37 % 23) as f64 - 11.0) / 7.0))
             .collect();
-        let dyt: Vec<T> = (0..rows * wp * m)
-            .map(|i| {
-                let t = i / m;
-                if t % wp < ow {
-                    T::of_f64(((i * 13 % 17) as f64 - 8.0) / 5.0)
-                } else {
-                    T::of_f64(f64::NAN)
-                }
-            })
+        let dyt = transposed_gradient::<T>(m, rows, wp, ow);
+        // One tap more than `offs`, which must be left alone.
+        let start: Vec<T> = (0..(offs.len() + 1) * m)
+            .map(|i| T::of_f64(i as f64))
             .collect();
-        let start: Vec<T> = (0..m_valid * ldw).map(|i| T::of_f64(i as f64)).collect();
         for fma in [false, true] {
             let mut dw = start.clone();
             let run = if fma {
@@ -540,78 +567,72 @@ mod tests {
             } else {
                 weight_grad_impl::<T, false, KR, NR>
             };
-            run(&dyt, m, m_valid, &band, &offs, rows, wp, ow, &mut dw, ldw);
-            for c in 0..m_valid {
+            run(&dyt, m, &band, &offs, rows, wp, ow, &mut dw);
+            for c in 0..m {
                 for (k, &o) in offs.iter().enumerate() {
                     let sum: f64 = (0..rows)
                         .flat_map(|r| (0..ow).map(move |col| r * wp + col))
                         .map(|t| dyt[t * m + c].as_f64() * band[t + o].as_f64())
                         .sum();
-                    let want = start[c * ldw + k].as_f64() + sum;
-                    let got = dw[c * ldw + k].as_f64();
+                    let want = start[k * m + c].as_f64() + sum;
+                    let got = dw[k * m + c].as_f64();
                     assert!(
                         (got - want).abs() <= tol,
                         "fma {fma} ({c}, {k}): {got} vs {want}"
                     );
                 }
-                // Taps beyond offs.len() are left alone.
-                assert_eq!(dw[c * ldw + 6].as_f64(), start[c * ldw + 6].as_f64());
+                let beyond = offs.len() * m + c;
+                assert_eq!(dw[beyond].as_f64(), start[beyond].as_f64());
             }
         }
     }
 
+    /// An output gradient `[t, m]` for rows of `wp` wide pixels with `ow`
+    /// real ones; the junk pixels hold NaN.
+    fn transposed_gradient<T: Element>(m: usize, rows: usize, wp: usize, ow: usize) -> Vec<T> {
+        (0..rows * wp * m)
+            .map(|i| {
+                if (i / m) % wp < ow {
+                    T::of_f64(((i * 13 % 17) as f64 - 8.0) / 5.0)
+                } else {
+                    T::of_f64(f64::NAN)
+                }
+            })
+            .collect()
+    }
+
     /// The intrinsics form of the AVX-512 build gives the bits of the
-    /// portable one, with a tail tile of taps, channels beyond `m_valid`
-    /// and NaN in junk pixels (never read).
+    /// portable one, with tail tiles of taps, channels in every tile width
+    /// (64, 32, 16) and their mixes, and NaN in junk pixels (never read).
     #[test]
     fn weight_grad_intrinsics_give_the_bits_of_the_portable_kernel() {
         if !Isa::Avx512.is_supported() {
             eprintln!("note: this CPU cannot run the AVX-512 build; not tested");
             return;
         }
-        let (m, m_valid, rows, wp, ow, ldw) = (32, 21, 5, 19, 17, 11);
-        let offs = [0usize, 1, 2, 19, 20, 21, 38, 39, 40, 3];
-        let band: Vec<f32> = (0..40 + rows * wp)
+        let (rows, wp, ow) = (5, 19, 17);
+        let offs = [0usize, 1, 2, 19, 20, 21, 38, 39, 40, 3, 7, 22, 41, 4];
+        let band: Vec<f32> = (0..41 + rows * wp)
             .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
             .collect();
-        let dyt: Vec<f32> = (0..rows * wp * m)
-            .map(|i| {
-                if (i / m) % wp < ow {
-                    ((i * 13 % 17) as f32 - 8.0) / 5.0
-                } else {
-                    f32::NAN
-                }
-            })
-            .collect();
-        let start: Vec<f32> = (0..m_valid * ldw).map(|i| i as f32).collect();
-        let (mut portable, mut intrinsics) = (start.clone(), start);
-        let args = (m, m_valid, rows, wp, ow);
-        weight_grad_impl::<f32, true, 8, 16>(
-            &dyt,
-            args.0,
-            args.1,
-            &band,
-            &offs,
-            args.2,
-            args.3,
-            args.4,
-            &mut portable,
-            ldw,
-        );
-        weight_grad_f32_avx512(
-            &dyt,
-            args.0,
-            args.1,
-            &band,
-            &offs,
-            args.2,
-            args.3,
-            args.4,
-            &mut intrinsics,
-            ldw,
-        );
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&intrinsics), bits(&portable));
+        for m in [16, 32, 64, 80, 112] {
+            let dyt = transposed_gradient::<f32>(m, rows, wp, ow);
+            let start: Vec<f32> = (0..offs.len() * m).map(|i| i as f32).collect();
+            let (mut portable, mut intrinsics) = (start.clone(), start);
+            weight_grad_impl::<f32, true, 8, 16>(
+                &dyt,
+                m,
+                &band,
+                &offs,
+                rows,
+                wp,
+                ow,
+                &mut portable,
+            );
+            weight_grad_f32_avx512(&dyt, m, &band, &offs, rows, wp, ow, &mut intrinsics);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&intrinsics), bits(&portable), "m {m}");
+        }
     }
 
     #[test]
