@@ -210,6 +210,7 @@ fn weight_and_input_grads<T: Element>(
                 let mut scratch = Vec::new();
                 let mut dy_wide = vec![T::zero(); wide_len];
                 let mut offs = Vec::new();
+                let mut dy_rows = Vec::with_capacity(g.cog);
                 for (b, mut dx_n) in dx_chunk.outer_iter_mut().enumerate() {
                     let n = c * chunk + b;
                     let x_n = &x[n * g.c_in * hw..(n + 1) * g.c_in * hw];
@@ -278,18 +279,12 @@ fn weight_and_input_grads<T: Element>(
                                 // junk pixels are neither written nor read.
                                 let rows = oh1 - oh0;
                                 let dyt = &mut dy_wide[..rows * wp * m_pad];
-                                for (co, src) in dy_t.outer_iter().enumerate() {
-                                    for (row, chunk) in src
-                                        .to_slice()
-                                        .ok_or_else(|| internal("backward band", 0))?
-                                        .chunks_exact(g.ow)
-                                        .enumerate()
-                                    {
-                                        for (col, &v) in chunk.iter().enumerate() {
-                                            dyt[(row * wp + col) * m_pad + co] = v;
-                                        }
-                                    }
-                                }
+                                dy_rows.clear();
+                                dy_rows.extend((0..g.cog).map(|co| {
+                                    let start = (grp * g.cog + co) * p + oh0 * g.ow;
+                                    &dy_n[start..start + pt]
+                                }));
+                                direct::pixel_major(&dy_rows, g.ow, wp, m_pad, dyt);
                                 let dw_s = dw_g
                                     .as_slice_mut()
                                     .ok_or_else(|| internal("backward weight gradient", 0))?;
