@@ -291,6 +291,24 @@ fn named_cases() -> Vec<(&'static str, Case)> {
             "large batch",
             case(Conv2dSpec::new(3, 4, 3).padding(1), 37, 5, 6, 0),
         ),
+        // Batches of 8 and more run one forward task per image, which zeroes
+        // its own output first: every route of the forward pass.
+        (
+            "per-image tasks, wide rows",
+            case(Conv2dSpec::new(6, 16, 3).padding(1), 9, 18, 17, 0),
+        ),
+        (
+            "per-image tasks, channels",
+            case(Conv2dSpec::new(36, 48, 3).padding(1), 8, 8, 8, 1),
+        ),
+        (
+            "per-image tasks, stride 2",
+            case(Conv2dSpec::new(5, 7, 3).stride(2).padding(1), 9, 9, 33, 2),
+        ),
+        (
+            "per-image tasks, pointwise",
+            case(Conv2dSpec::new(8, 12, 1), 9, 5, 6, 0),
+        ),
         // A weight so large that the weight gradient uses fewer batch chunks.
         (
             "large weight",
