@@ -25,7 +25,7 @@
 use gradlab_tensor::Element;
 use rayon::prelude::*;
 
-use super::simd::{isa_builds, madd, Isa};
+use super::simd::{as_f32, as_f32_mut, isa_builds, madd, Isa};
 use super::RawGrads;
 use crate::error::Result;
 use crate::im2col::copy_short;
@@ -116,13 +116,94 @@ const fn dot_width_of(vb: usize) -> usize {
     vb / 2
 }
 
+/// [`flat_dots_portable`] in the build `isa`; f32 in the AVX-512 build runs
+/// [`flat_dots_f32_avx512`], the same sums in the same order.
+fn flat_dots<T: Element>(isa: Isa, a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T]) {
+    if isa == Isa::Avx512 {
+        if let (Some(a), Some(b)) = (as_f32(a), as_f32(b)) {
+            if let Some(out) = as_f32_mut(out) {
+                return flat_dots_f32_avx512(a, b, len, offs, out);
+            }
+        }
+    }
+    flat_dots_portable(isa, a, b, len, offs, out)
+}
+
+/// [`flat_dots`] of f32 in the AVX-512 build, written with intrinsics: the
+/// portable form compiled to scalar code there (its 32 lanes per tap were
+/// not kept in vector registers), 57% of the depthwise forward+backward of
+/// 256 channels on 8x8 images.
+///
+/// # Panics
+/// When `a` or `b` is shorter than `len` (and `len + max(offs)`), `len` is
+/// not a multiple of 32, `out` is shorter than `offs`, or the CPU cannot
+/// run AVX-512.
+fn flat_dots_f32_avx512(a: &[f32], b: &[f32], len: usize, offs: &[usize], out: &mut [f32]) {
+    assert!(Isa::Avx512.is_supported(), "this kernel needs AVX-512");
+    assert!(len.is_multiple_of(32) && a.len() >= len && out.len() >= offs.len());
+    assert!(b.len() >= offs.iter().max().map_or(0, |&o| o + len));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512 is supported and the asserts bound every read.
+    unsafe {
+        avx512_f32::flat_dots(a, b, len, offs, out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512_f32 {
+    use std::arch::x86_64::*;
+
+    use super::DOT_TAPS;
+
+    /// # Safety
+    /// The CPU runs AVX-512F and `flat_dots_f32_avx512`'s asserts hold: `a`
+    /// is read below `len`, `b` below `offs[k] + len`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn flat_dots(
+        a: &[f32],
+        b: &[f32],
+        len: usize,
+        offs: &[usize],
+        out: &mut [f32],
+    ) {
+        for (group, out_g) in offs.chunks(DOT_TAPS).zip(out.chunks_mut(DOT_TAPS)) {
+            // Pad a short last group with its last tap; the extra sums are dropped.
+            let o: [usize; DOT_TAPS] = std::array::from_fn(|k| group[k.min(group.len() - 1)]);
+            let mut acc = [[_mm512_setzero_ps(); 2]; DOT_TAPS];
+            for t in (0..len).step_by(32) {
+                // SAFETY: `t + 32 <= len`, see the function's.
+                unsafe {
+                    let x = [
+                        _mm512_loadu_ps(a.as_ptr().add(t)),
+                        _mm512_loadu_ps(a.as_ptr().add(t + 16)),
+                    ];
+                    for (acc_k, &off) in acc.iter_mut().zip(&o) {
+                        let y = b.as_ptr().add(off + t);
+                        acc_k[0] = _mm512_fmadd_ps(x[0], _mm512_loadu_ps(y), acc_k[0]);
+                        acc_k[1] = _mm512_fmadd_ps(x[1], _mm512_loadu_ps(y.add(16)), acc_k[1]);
+                    }
+                }
+            }
+            for (dst, acc_k) in out_g.iter_mut().zip(&acc) {
+                let mut lanes = [0.0f32; 32];
+                // SAFETY: `lanes` holds 32 floats.
+                unsafe {
+                    _mm512_storeu_ps(lanes.as_mut_ptr(), acc_k[0]);
+                    _mm512_storeu_ps(lanes.as_mut_ptr().add(16), acc_k[1]);
+                }
+                *dst = super::super::lane_sum(0.0, &lanes);
+            }
+        }
+    }
+}
+
 isa_builds! {
     /// `out[k] = sum_t a[t] * b[t + offs[k]]` for `t < len` (`len` a
     /// multiple of the build's dot width, see [`Flat`]), [`DOT_TAPS`] taps
     /// per pass over `a` so the partial sums of several taps advance
     /// together; partial sums are added in a fixed order. Runs the build
     /// `isa`.
-    fn flat_dots<T: Element>(a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T])
+    fn flat_dots_portable<T: Element>(a: &[T], b: &[T], len: usize, offs: &[usize], out: &mut [T])
     [FMA, VB] {
         flat_dots_impl::<T, FMA, { dot_width_of(VB) }>(a, b, len, offs, out);
     }
@@ -535,4 +616,35 @@ pub(super) fn backward<T: Element>(
         weight: dwt,
         bias: dbt,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The intrinsics form of the AVX-512 build gives the bits of the
+    /// portable one, with a short last group of taps.
+    #[test]
+    fn flat_dots_intrinsics_give_the_bits_of_the_portable_kernel() {
+        if !Isa::Avx512.is_supported() {
+            eprintln!("note: this CPU cannot run the AVX-512 build; not tested");
+            return;
+        }
+        let len = 96;
+        let offs = [0usize, 1, 2, 10, 11, 12, 20, 21, 22, 7, 3];
+        let a: Vec<f32> = (0..len)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..len + 22)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 5.0)
+            .collect();
+        let mut portable = vec![f32::NAN; offs.len()];
+        let mut intrinsics = vec![f32::NAN; offs.len()];
+        flat_dots_impl::<f32, true, 32>(&a, &b, len, &offs, &mut portable);
+        flat_dots_f32_avx512(&a, &b, len, &offs, &mut intrinsics);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&intrinsics), bits(&portable));
+        let want: f64 = (0..len).map(|t| a[t] as f64 * b[t + 21] as f64).sum();
+        assert!((intrinsics[7] as f64 - want).abs() < 1e-4);
+    }
 }
