@@ -227,6 +227,43 @@ fn bench_stride2(c: &mut Criterion) {
     group.finish();
 }
 
+/// The stride-2 depthwise 3x3 layers of the small MobileNet (64 channels
+/// on 32x32 images, 128 on 16x16, 256 on 8x8), forward and
+/// forward+backward.
+fn bench_depthwise_stride2(c: &mut Criterion) {
+    gradlab_tensor::retain_freed_memory();
+    let mut group = c.benchmark_group("conv_depthwise_stride2");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (channels, hw) in [(64, 32), (128, 16), (256, 8)] {
+        let spec = Conv2dSpec::new(channels, channels, 3)
+            .stride(2)
+            .padding(1)
+            .groups(channels);
+        let x = rand4([BATCH, channels, hw, hw], 1);
+        let w = rand4(spec.weight_shape(), 2);
+        let [oh, ow] = spec.output_size(hw, hw).expect("valid layer");
+        let dy = rand4([BATCH, channels, oh, ow], 3);
+        let macs = spec.macs(BATCH, hw, hw).expect("valid layer");
+        for (pass, backward) in [("forward", false), ("fwd+bwd", true)] {
+            group.throughput(Throughput::Elements(if backward { 6 } else { 2 } * macs));
+            let id = BenchmarkId::new(format!("dw{channels}_{hw}x{hw}"), pass);
+            group.bench_function(id, |bench| {
+                bench.iter(|| {
+                    let y = conv2d(x.view(), w.view(), None, &spec).expect("valid");
+                    let g = backward.then(|| {
+                        conv2d_backward(x.view(), w.view(), dy.view(), &spec).expect("valid")
+                    });
+                    black_box((y, g))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Layers b and c with the channel-vectorised kernel allowed (`channels`)
 /// and not (`previous`), forward, weight gradient only (`params`) and
 /// forward+backward, the two routes one after the other in the same run.
@@ -311,6 +348,7 @@ criterion_group!(
     bench_conv,
     bench_isa,
     bench_stride2,
+    bench_depthwise_stride2,
     bench_small,
     bench_rows
 );

@@ -4,19 +4,26 @@
 //!
 //! One rayon task handles a run of `(image, input channel)` planes. A plane is
 //! first copied into a zero-bordered scratch buffer, so the loops over the
-//! window need no bounds tests.
+//! window need no bounds tests; with strides, split into phase planes (see
+//! [`Flat`]), in which every tap is a unit-stride run again.
 //!
-//! With stride 1 the padded plane is treated as one flat array: output pixel
-//! `(oh, ow)` sits at flat position `t = oh*Wp + ow` of a "wide" output with
-//! `Wp` (padded width) columns, and every kernel tap `(i, j)` reads the input
-//! at `t + i*dH*Wp + j*dW`. The convolution becomes a 1-D correlation with
-//! `kH*kW` fixed offsets over a long array, computed a block of outputs at a
-//! time (see [`block`]) in a fixed-size accumulator the compiler keeps in
-//! vector registers;
-//! the `Wp - W_out` wide columns that are not outputs are dropped. The input
-//! gradient is the same correlation on the (zero-extended) output gradient
-//! with the offsets mirrored, and each weight gradient a dot product of two
-//! flat arrays. Other strides run plain loops per output row.
+//! The buffer is treated as one flat array: output pixel `(oh, ow)` sits at
+//! flat position `t = oh*wq + ow` of a "wide" output with `wq` columns (the
+//! padded width with stride 1), and every kernel tap `k` reads the input at
+//! `t + offs[k]`. The convolution becomes a 1-D correlation with `kH*kW`
+//! fixed offsets over a long array, computed a block of outputs at a time
+//! (see [`block`]) in a fixed-size accumulator the compiler keeps in vector
+//! registers; the `wq - W_out` wide columns that are not outputs are
+//! dropped. The input gradient is the same correlation on the
+//! (zero-extended) output gradient with the offsets mirrored, giving the
+//! gradient of the buffer, whose real pixels are then gathered; each weight
+//! gradient is a dot product of two flat arrays. Strided planes used to run
+//! plain loops per output row, scalar code: on the conv bench
+//! (`conv_depthwise_stride2`, batch 64, one run) the phase planes took the
+//! MobileNet's stride-2 layers' forward+backward from 15.6 to 4.2 ms (64
+//! channels, 32x32), 7.7 to 3.2 ms (128, 16x16) and 4.6 to 3.1 ms (256,
+//! 8x8), with the split into column phases written as a de-interleave the
+//! compiler vectorises (one pixel at a time, it took most of the forward).
 //!
 //! The weight and bias gradients are written per plane and then summed over
 //! the batch in image order, so the result does not depend on the number of
@@ -31,9 +38,6 @@ use crate::error::Result;
 use crate::im2col::copy_short;
 use crate::spec::Geometry;
 
-/// Output columns computed together in the vectorised loops.
-const LANES: usize = 8;
-
 /// Multiply-accumulates a task should at least hold, so rayon's overhead
 /// stays small for small planes.
 const MIN_TASK_MACS: usize = 1 << 14;
@@ -42,11 +46,6 @@ const MIN_TASK_MACS: usize = 1 << 14;
 fn min_planes(g: &Geometry) -> usize {
     let per_plane = g.cog * g.out_plane() * g.k[0] * g.k[1];
     (MIN_TASK_MACS / per_plane.max(1)).max(1)
-}
-
-/// Size of the zero-bordered plane, `(H + 2pH) x (W + 2pW)`.
-fn padded_dims(g: &Geometry) -> (usize, usize) {
-    (g.h + 2 * g.p[0], g.w + 2 * g.p[1])
 }
 
 /// Outputs computed together by the flat (stride 1) kernels for vectors of
@@ -243,21 +242,31 @@ fn flat_dots_impl<T: Element, const FMA: bool, const DOT_WIDTH: usize>(
     }
 }
 
-/// Flat geometry of the stride-1 kernels for one plane.
+/// Flat geometry of the kernels for one plane: the zero-padded plane
+/// (`Hp x Wp`) split into `sH*sW` phase planes, phase `(a, b)` holding the
+/// padded pixels `(r*sH + a, c*sW + b)` in rows of `wq = ceil(Wp / sW)`
+/// (with stride 1, the padded plane itself). In them, output pixel `(oh,
+/// ow)` of tap `(i, j)` reads row `oh + (i*dH)/sH`, column `ow + (j*dW)/sW`
+/// of phase `((i*dH)%sH, (j*dW)%sW)`: every tap is the same unit-stride run
+/// for every output, at flat offset `offs[k]` from wide output position `t =
+/// oh*wq + ow`, whatever the stride.
 struct Flat {
-    /// Padded width.
-    wp: usize,
-    /// Flat offset of each tap `(i, j)`: `i*dH*Wp + j*dW`.
+    /// Phase-plane width, the row length of the wide output.
+    wq: usize,
+    /// Elements per phase plane, `ceil(Hp / sH) * wq`.
+    plane_len: usize,
+    /// Flat offset of each tap `(i, j)`.
     offs: Vec<usize>,
-    /// Wide output length `H_out * Wp` rounded up to the [`block`].
+    /// Wide output length `H_out * wq` rounded up to the [`block`].
     out_len: usize,
-    /// Length of the padded-plane buffer, with room for the last block.
+    /// Length of the phase-plane buffer, with room for the last block.
     pad_len: usize,
-    /// Input-gradient offsets: `pH*Wp + E - offs[k]`, `E` the largest offset.
+    /// Input-gradient offsets: `E - offs[k]`, `E` the largest offset.
     back_offs: Vec<usize>,
-    /// Wide input-gradient length `H * Wp` rounded up to the [`block`].
+    /// Length of the gradient of the phase planes (all of them), rounded up
+    /// to the [`block`].
     in_len: usize,
-    /// Length of the weight-gradient dot products: `H_out * Wp` rounded up
+    /// Length of the weight-gradient dot products: `H_out * wq` rounded up
     /// to the build's dot width (the wide output gradient is zero past its
     /// end).
     dot_len: usize,
@@ -269,34 +278,44 @@ struct Flat {
 
 impl Flat {
     fn new(g: &Geometry, isa: Isa) -> Self {
-        let (hp, wp) = padded_dims(g);
+        let (hp, wp) = (g.h + 2 * g.p[0], g.w + 2 * g.p[1]);
+        let [sh, sw] = g.s;
+        let wq = wp.div_ceil(sw);
+        let plane_len = hp.div_ceil(sh) * wq;
         let block = block(isa);
         let dot_width = dot_width_of(isa.vector_bytes());
         let offs: Vec<usize> = (0..g.k[0])
-            .flat_map(|i| (0..g.k[1]).map(move |j| i * g.d[0] * wp + j * g.d[1]))
+            .flat_map(|i| (0..g.k[1]).map(move |j| (i * g.d[0], j * g.d[1])))
+            .map(|(r, c)| ((r % sh) * sw + c % sw) * plane_len + (r / sh) * wq + c / sw)
             .collect();
-        let e = offs.last().copied().unwrap_or(0);
-        let out_len = (g.oh * wp).div_ceil(block) * block;
-        let in_len = (g.h * wp).div_ceil(block) * block;
-        let back_offs = offs.iter().map(|&o| g.p[0] * wp + e - o).collect();
+        let e = offs.iter().copied().max().unwrap_or(0);
+        let out_len = (g.oh * wq).div_ceil(block) * block;
+        let in_len = (sh * sw * plane_len).div_ceil(block) * block;
+        let dot_len = (g.oh * wq).div_ceil(dot_width) * dot_width;
         Flat {
-            wp,
-            pad_len: (hp * wp).max(out_len + e) + block,
+            wq,
+            plane_len,
+            pad_len: (sh * sw * plane_len).max(out_len + e) + block,
             out_len,
-            back_offs,
+            back_offs: offs.iter().map(|&o| e - o).collect(),
             in_len,
-            dot_len: (g.oh * wp).div_ceil(dot_width) * dot_width,
+            dot_len,
             ext_start: e,
-            ext_len: in_len + g.p[0] * wp + 2 * e + hp * wp + block,
+            ext_len: in_len.max(dot_len) + e + block,
             offs,
         }
+    }
+
+    /// Position of padded pixel `(r, c)` in the phase planes.
+    fn at(&self, g: &Geometry, r: usize, c: usize) -> usize {
+        let [sh, sw] = g.s;
+        ((r % sh) * sw + c % sw) * self.plane_len + (r / sh) * self.wq + c / sw
     }
 }
 
 /// Copies `rows` rows of `width` elements from `src` (row `r` at
 /// `src_off + r*src_stride`) to `dst` (row `r` at `dst_off + r*dst_stride`),
 /// with index arithmetic only (no divisions, no calls per row).
-#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn copy_rows<T: Copy>(
     dst: &mut [T],
@@ -315,51 +334,85 @@ fn copy_rows<T: Copy>(
     }
 }
 
-/// Copies `plane` (`H x W`) into the interior of `pad`; the border of `pad`
-/// is zero from its allocation and never written.
-#[inline]
-fn fill_interior<T: Element>(plane: &[T], g: &Geometry, wp: usize, pad: &mut [T]) {
-    if g.w == 0 {
-        return;
-    }
-    copy_rows(pad, g.p[0] * wp + g.p[1], wp, plane, 0, g.w, g.h, g.w);
-}
-
-/// One output plane: `out[oh, ow] = b + sum_{i, j} wk[i, j] * pad[oh*sH + i*dH, ow*sW + j*dW]`.
-#[inline]
-fn plane_forward<T: Element>(pad: &[T], wp: usize, wk: &[T], b: T, g: &Geometry, out: &mut [T]) {
-    let [kh, kw] = g.k;
-    let [sh, sw] = g.s;
-    let [dh, dw] = g.d;
-    let own = g.ow;
-    for (oh, out_row) in out.chunks_exact_mut(own).enumerate() {
-        let mut ow0 = 0;
-        if sw == 1 {
-            while ow0 + LANES <= own {
-                let mut acc = [b; LANES];
-                for i in 0..kh {
-                    let row = &pad[(oh * sh + i * dh) * wp + ow0..];
-                    for j in 0..kw {
-                        let wv = wk[i * kw + j];
-                        let src = &row[j * dw..j * dw + LANES];
-                        for l in 0..LANES {
-                            acc[l] = acc[l] + wv * src[l];
-                        }
-                    }
-                }
-                out_row[ow0..ow0 + LANES].copy_from_slice(&acc);
-                ow0 += LANES;
+/// Copies `plane` (`H x W`) into its places in the phase planes `buf`; the
+/// padding is zero from the allocation and never written.
+fn fill_phases<T: Element>(plane: &[T], g: &Geometry, f: &Flat, buf: &mut [T]) {
+    if g.s == [1, 1] {
+        copy_rows(buf, f.at(g, g.p[0], g.p[1]), f.wq, plane, 0, g.w, g.h, g.w);
+    } else if g.s[1] == 2 && g.w > 0 {
+        for (ih, src) in plane.chunks_exact(g.w).enumerate() {
+            let (even, odd) = column_phases(g, f, ih);
+            let half = g.w / 2;
+            // The two runs lie in different phase planes, so do not overlap.
+            let (even_dst, odd_dst) = if even < odd {
+                let (head, tail) = buf.split_at_mut(odd);
+                (&mut head[even..even + half + g.w % 2], &mut tail[..half])
+            } else {
+                let (head, tail) = buf.split_at_mut(even);
+                (&mut tail[..half + g.w % 2], &mut head[odd..odd + half])
+            };
+            // A de-interleave the compiler vectorises.
+            for ((e, o), pair) in even_dst.iter_mut().zip(odd_dst).zip(src.chunks_exact(2)) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if g.w % 2 == 1 {
+                even_dst[half] = src[g.w - 1];
             }
         }
-        for (ow, o) in out_row.iter_mut().enumerate().skip(ow0) {
-            let mut acc = b;
-            for i in 0..kh {
-                let row = &pad[(oh * sh + i * dh) * wp + ow * sw..];
-                for j in 0..kw {
-                    acc = acc + wk[i * kw + j] * row[j * dw];
-                }
+    } else {
+        for_each_place(g, f, |place, pixel| buf[place] = plane[pixel]);
+    }
+}
+
+/// Where the even and the odd columns of input row `ih` start in the phase
+/// planes, for a column stride of 2: `iw = 2k` is padded column `2k + pW`,
+/// `iw = 2k + 1` is `2k + 1 + pW`, each in the phase of its parity.
+fn column_phases(g: &Geometry, f: &Flat, ih: usize) -> (usize, usize) {
+    let r = ih + g.p[0];
+    (f.at(g, r, g.p[1]), f.at(g, r, g.p[1] + 1))
+}
+
+/// The inverse of [`fill_phases`]: the pixels of `plane` from their places
+/// in `buf`.
+fn gather_phases<T: Element>(buf: &[T], g: &Geometry, f: &Flat, plane: &mut [T]) {
+    if g.s == [1, 1] {
+        copy_rows(plane, 0, g.w, buf, f.at(g, g.p[0], g.p[1]), f.wq, g.h, g.w);
+    } else if g.s[1] == 2 && g.w > 0 {
+        for (ih, dst) in plane.chunks_exact_mut(g.w).enumerate() {
+            let (even, odd) = column_phases(g, f, ih);
+            let half = g.w / 2;
+            let (even_src, odd_src) = (&buf[even..even + half + g.w % 2], &buf[odd..odd + half]);
+            // An interleave the compiler vectorises.
+            for ((&e, &o), pair) in even_src.iter().zip(odd_src).zip(dst.chunks_exact_mut(2)) {
+                pair[0] = e;
+                pair[1] = o;
             }
-            *o = acc;
+            if g.w % 2 == 1 {
+                dst[g.w - 1] = even_src[half];
+            }
+        }
+    } else {
+        for_each_place(g, f, |place, pixel| plane[pixel] = buf[place]);
+    }
+}
+
+/// Calls `visit(place, pixel)` for every input pixel (`pixel = ih*W + iw`)
+/// and its place in the phase planes ([`Flat::at`]), row after row, the
+/// column phase and column advanced by counting rather than dividing.
+#[inline(always)]
+fn for_each_place(g: &Geometry, f: &Flat, mut visit: impl FnMut(usize, usize)) {
+    let sw = g.s[1];
+    for ih in 0..g.h {
+        let row = f.at(g, ih + g.p[0], 0);
+        let (mut phase, mut col) = (g.p[1] % sw, g.p[1] / sw);
+        for iw in 0..g.w {
+            visit(row + phase * f.plane_len + col, ih * g.w + iw);
+            phase += 1;
+            if phase == sw {
+                phase = 0;
+                col += 1;
+            }
         }
     }
 }
@@ -372,139 +425,33 @@ pub(super) fn forward<T: Element>(
     g: &Geometry,
 ) -> Result<Vec<T>> {
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
-    let (hp, wp) = padded_dims(g);
     let mut out = super::zeros("conv2d", g.n * g.c_out * op)?;
-    if g.s == [1, 1] {
-        let f = Flat::new(g, isa);
-        out.par_chunks_mut(m * op)
-            .enumerate()
-            .with_min_len(min_planes(g))
-            .for_each_init(
-                || (vec![T::zero(); f.pad_len], vec![T::zero(); f.out_len]),
-                |(pad, wide), (idx, out_c)| {
-                    let c = idx % g.c_in;
-                    fill_interior(&x[idx * hw..(idx + 1) * hw], g, f.wp, pad);
-                    for q in 0..m {
-                        let co = c * m + q;
-                        let b = bias.map_or(T::zero(), |b| b[co]);
-                        flat_corr(
-                            isa,
-                            pad,
-                            &f.offs,
-                            &w[co * kk..(co + 1) * kk],
-                            b,
-                            false,
-                            wide,
-                        );
-                        copy_rows(out_c, q * op, g.ow, wide, 0, f.wp, g.oh, g.ow);
-                    }
-                },
-            );
-        return Ok(out);
-    }
-    out.par_chunks_mut(m * op)
+    let f = Flat::new(g, isa);
+    out.par_chunks_mut((m * op).max(1))
         .enumerate()
         .with_min_len(min_planes(g))
         .for_each_init(
-            || vec![T::zero(); hp * wp],
-            |pad, (idx, out_c)| {
+            || (vec![T::zero(); f.pad_len], vec![T::zero(); f.out_len]),
+            |(pad, wide), (idx, out_c)| {
                 let c = idx % g.c_in;
-                fill_interior(&x[idx * hw..(idx + 1) * hw], g, wp, pad);
-                for (q, out_q) in out_c.chunks_exact_mut(op).enumerate() {
+                fill_phases(&x[idx * hw..(idx + 1) * hw], g, &f, pad);
+                for q in 0..m {
                     let co = c * m + q;
                     let b = bias.map_or(T::zero(), |b| b[co]);
-                    plane_forward(pad, wp, &w[co * kk..(co + 1) * kk], b, g, out_q);
+                    flat_corr(
+                        isa,
+                        pad,
+                        &f.offs,
+                        &w[co * kk..(co + 1) * kk],
+                        b,
+                        false,
+                        wide,
+                    );
+                    copy_rows(out_c, q * op, g.ow, wide, 0, f.wq, g.oh, g.ow);
                 }
             },
         );
     Ok(out)
-}
-
-/// `sum_l a[l] * b[l*step]` with [`LANES`] partial sums (vectorisable when
-/// `step == 1`), added in a fixed order.
-#[inline]
-fn dot<T: Element>(a: &[T], b: &[T], step: usize, acc: &mut [T; LANES], tail: &mut T) {
-    if step == 1 {
-        let b = &b[..a.len()];
-        let mut ca = a.chunks_exact(LANES);
-        let mut cb = b.chunks_exact(LANES);
-        for (x, y) in (&mut ca).zip(&mut cb) {
-            for l in 0..LANES {
-                acc[l] = acc[l] + x[l] * y[l];
-            }
-        }
-        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-            *tail = *tail + *x * *y;
-        }
-    } else {
-        for (x, y) in a.iter().zip(b.iter().step_by(step)) {
-            *tail = *tail + *x * *y;
-        }
-    }
-}
-
-/// Gradients of one `(image, input channel)` plane: the input gradient
-/// `dx` (`H x W`), and for each of the `m` output channels of this input
-/// channel the weight gradient `dw[q]` (`kH*kW`) and bias gradient `db[q]`.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn plane_backward<T: Element>(
-    padx: &[T],
-    padg: &mut [T],
-    wp: usize,
-    wk: &[T],
-    dy: &[T],
-    g: &Geometry,
-    dx: &mut [T],
-    dw: &mut [T],
-    db: &mut [T],
-) {
-    let [kh, kw] = g.k;
-    let [sh, sw] = g.s;
-    let [dh, dwd] = g.d;
-    let (own, op, kk) = (g.ow, g.out_plane(), kh * kw);
-    padg.fill(T::zero());
-    for q in 0..g.cog {
-        let dy_q = &dy[q * op..(q + 1) * op];
-        let wk_q = &wk[q * kk..(q + 1) * kk];
-        db[q] = super::lane_sum(T::zero(), dy_q);
-        // Weight gradient: correlation of the padded input with dy.
-        for i in 0..kh {
-            for j in 0..kw {
-                let mut acc = [T::zero(); LANES];
-                let mut tail = T::zero();
-                for (oh, dy_row) in dy_q.chunks_exact(own).enumerate() {
-                    let start = (oh * sh + i * dh) * wp + j * dwd;
-                    dot(dy_row, &padx[start..], sw, &mut acc, &mut tail);
-                }
-                dw[q * kk + i * kw + j] = acc.iter().fold(tail, |a, &v| a + v);
-            }
-        }
-        // Input gradient: scatter w * dy back onto the padded plane.
-        for (oh, dy_row) in dy_q.chunks_exact(own).enumerate() {
-            for i in 0..kh {
-                for j in 0..kw {
-                    let wv = wk_q[i * kw + j];
-                    let start = (oh * sh + i * dh) * wp + j * dwd;
-                    if sw == 1 {
-                        for (p, &d) in padg[start..start + own].iter_mut().zip(dy_row) {
-                            *p = *p + wv * d;
-                        }
-                    } else {
-                        for (p, &d) in padg[start..].iter_mut().step_by(sw).zip(dy_row) {
-                            *p = *p + wv * d;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if g.w > 0 {
-        for (r, dst) in dx.chunks_exact_mut(g.w).enumerate() {
-            let start = (r + g.p[0]) * wp + g.p[1];
-            dst.copy_from_slice(&padg[start..start + g.w]);
-        }
-    }
 }
 
 pub(super) fn backward<T: Element>(
@@ -515,7 +462,6 @@ pub(super) fn backward<T: Element>(
     g: &Geometry,
 ) -> Result<RawGrads<T>> {
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
-    let (hp, wp) = padded_dims(g);
     let planes = g.n * g.c_in;
     let mut dx = super::zeros("conv2d_backward", planes * hw)?;
     let mut dw_part = vec![T::zero(); planes * m * kk];
@@ -526,79 +472,54 @@ pub(super) fn backward<T: Element>(
     } else {
         dx.chunks_mut(hw).collect()
     };
-    if g.s == [1, 1] {
-        let f = Flat::new(g, isa);
-        dx_chunks
-            .par_iter_mut()
-            .zip(dw_part.par_chunks_mut(m * kk))
-            .zip(db_part.par_chunks_mut(m))
-            .enumerate()
-            .with_min_len(min_planes(g))
-            .for_each_init(
-                || {
-                    (
-                        vec![T::zero(); f.pad_len],
-                        vec![T::zero(); f.ext_len],
-                        vec![T::zero(); f.in_len],
-                    )
-                },
-                |(pad, ext, wide), (idx, ((dx_c, dw_c), db_c))| {
-                    let c = idx % g.c_in;
-                    fill_interior(&x[idx * hw..(idx + 1) * hw], g, f.wp, pad);
-                    for q in 0..m {
-                        let co = c * m + q;
-                        let dy_q = &dy[(idx * m + q) * op..(idx * m + q + 1) * op];
-                        db_c[q] = super::lane_sum(T::zero(), dy_q);
-                        // The output gradient laid out wide (zeros in the
-                        // columns that are not outputs), after E zeros.
-                        copy_rows(ext, f.ext_start, f.wp, dy_q, 0, g.ow, g.oh, g.ow);
-                        flat_dots(
-                            isa,
-                            &ext[f.ext_start..],
-                            pad,
-                            f.dot_len,
-                            &f.offs,
-                            &mut dw_c[q * kk..(q + 1) * kk],
-                        );
-                        flat_corr(
-                            isa,
-                            ext,
-                            &f.back_offs,
-                            &w[co * kk..(co + 1) * kk],
-                            T::zero(),
-                            q > 0,
-                            wide,
-                        );
-                    }
-                    copy_rows(dx_c, 0, g.w, wide, g.p[1], f.wp, g.h, g.w);
-                },
-            );
-    } else {
-        dx_chunks
-            .par_iter_mut()
-            .zip(dw_part.par_chunks_mut(m * kk))
-            .zip(db_part.par_chunks_mut(m))
-            .enumerate()
-            .with_min_len(min_planes(g))
-            .for_each_init(
-                || (vec![T::zero(); hp * wp], vec![T::zero(); hp * wp]),
-                |(padx, padg), (idx, ((dx_c, dw_c), db_c))| {
-                    let c = idx % g.c_in;
-                    fill_interior(&x[idx * hw..(idx + 1) * hw], g, wp, padx);
-                    plane_backward(
-                        padx,
-                        padg,
-                        wp,
-                        &w[c * m * kk..(c + 1) * m * kk],
-                        &dy[idx * m * op..(idx + 1) * m * op],
-                        g,
-                        dx_c,
-                        dw_c,
-                        db_c,
+    let f = Flat::new(g, isa);
+    dx_chunks
+        .par_iter_mut()
+        .zip(dw_part.par_chunks_mut((m * kk).max(1)))
+        .zip(db_part.par_chunks_mut(m.max(1)))
+        .enumerate()
+        .with_min_len(min_planes(g))
+        .for_each_init(
+            || {
+                (
+                    vec![T::zero(); f.pad_len],
+                    vec![T::zero(); f.ext_len],
+                    vec![T::zero(); f.in_len],
+                )
+            },
+            |(pad, ext, wide), (idx, ((dx_c, dw_c), db_c))| {
+                let c = idx % g.c_in;
+                fill_phases(&x[idx * hw..(idx + 1) * hw], g, &f, pad);
+                for q in 0..m {
+                    let co = c * m + q;
+                    let dy_q = &dy[(idx * m + q) * op..(idx * m + q + 1) * op];
+                    db_c[q] = super::lane_sum(T::zero(), dy_q);
+                    // The output gradient laid out wide (zeros in the
+                    // columns that are not outputs), after E zeros.
+                    copy_rows(ext, f.ext_start, f.wq, dy_q, 0, g.ow, g.oh, g.ow);
+                    flat_dots(
+                        isa,
+                        &ext[f.ext_start..],
+                        pad,
+                        f.dot_len,
+                        &f.offs,
+                        &mut dw_c[q * kk..(q + 1) * kk],
                     );
-                },
-            );
-    }
+                    // The gradient of the phase planes: `dy` correlated
+                    // with the mirrored offsets.
+                    flat_corr(
+                        isa,
+                        ext,
+                        &f.back_offs,
+                        &w[co * kk..(co + 1) * kk],
+                        T::zero(),
+                        q > 0,
+                        wide,
+                    );
+                }
+                gather_phases(wide, g, &f, dx_c);
+            },
+        );
     // Sum the per-image gradients in image order.
     let mut dwt = vec![T::zero(); g.c_out * kk];
     let mut dbt = vec![T::zero(); g.c_out];
