@@ -45,6 +45,65 @@ pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     }
 }
 
+/// Splits a row into its even and odd columns: `even[k] = src[2k]`, `odd[k]
+/// = src[2k + 1]`, for as many `k` as each run holds (at most what `src`
+/// has). Written as a loop over pairs, which the compiler vectorises; one
+/// element at a time, the stride-2 phase splits took about as long as the
+/// convolutions they fed.
+pub(crate) fn split_columns<T: Copy>(src: &[T], even: &mut [T], odd: &mut [T]) {
+    let pairs = even.len().min(odd.len()).min(src.len() / 2);
+    for ((e, o), pair) in even[..pairs]
+        .iter_mut()
+        .zip(&mut odd[..pairs])
+        .zip(src.chunks_exact(2))
+    {
+        *e = pair[0];
+        *o = pair[1];
+    }
+    for (k, e) in even.iter_mut().enumerate().skip(pairs) {
+        *e = src[2 * k];
+    }
+    for (k, o) in odd.iter_mut().enumerate().skip(pairs) {
+        *o = src[2 * k + 1];
+    }
+}
+
+/// The inverse of [`split_columns`]: `dst[2k] = even[k]`, `dst[2k + 1] =
+/// odd[k]`.
+pub(crate) fn merge_columns<T: Copy>(even: &[T], odd: &[T], dst: &mut [T]) {
+    let pairs = even.len().min(odd.len()).min(dst.len() / 2);
+    for ((&e, &o), pair) in even[..pairs]
+        .iter()
+        .zip(&odd[..pairs])
+        .zip(dst.chunks_exact_mut(2))
+    {
+        pair[0] = e;
+        pair[1] = o;
+    }
+    for (k, &e) in even.iter().enumerate().skip(pairs) {
+        dst[2 * k] = e;
+    }
+    for (k, &o) in odd.iter().enumerate().skip(pairs) {
+        dst[2 * k + 1] = o;
+    }
+}
+
+/// Two disjoint runs of `buf`, `a..a + la` and `b..b + lb` (they must not
+/// overlap: a caller's bug otherwise, which panics).
+pub(crate) fn two_runs_mut<T>(
+    buf: &mut [T],
+    (a, la): (usize, usize),
+    (b, lb): (usize, usize),
+) -> (&mut [T], &mut [T]) {
+    if a < b {
+        let (head, tail) = buf.split_at_mut(b);
+        (&mut head[a..a + la], &mut tail[..lb])
+    } else {
+        let (head, tail) = buf.split_at_mut(a);
+        (&mut tail[..la], &mut head[b..b + lb])
+    }
+}
+
 /// Layout of the zero-padded copy of the input rows a band of output rows
 /// reads, for one group: per input channel, `sW` phase planes, phase `f`
 /// holding padded columns `f, f + sW, f + 2sW, ...` of each band row. With
@@ -240,6 +299,24 @@ pub(crate) fn phase_band<T: Element>(
                     continue;
                 };
                 let src = &src_plane[ih * w..(ih + 1) * w];
+                if sw == 2 {
+                    // Input column `iw` is padded column `iw + pW`: the even
+                    // ones land in the phase of pW's parity from column
+                    // pW/2, the odd ones in the other from (pW + 1)/2.
+                    let base = ci * chan + a * sw * plane + q * wq;
+                    let (ce, co) = (g.p[1] / 2, g.p[1].div_ceil(2));
+                    let even = (
+                        base + (g.p[1] % 2) * plane + ce,
+                        w.div_ceil(2).min(wq.saturating_sub(ce)),
+                    );
+                    let odd = (
+                        base + ((g.p[1] + 1) % 2) * plane + co,
+                        (w / 2).min(wq.saturating_sub(co)),
+                    );
+                    let (even, odd) = two_runs_mut(scratch, even, odd);
+                    split_columns(src, even, odd);
+                    continue;
+                }
                 for f in 0..sw {
                     // Phase columns r whose padded column r*sW + f - pW is inside the row.
                     let r0 = g.p[1].saturating_sub(f).div_ceil(sw);

@@ -35,7 +35,7 @@ use rayon::prelude::*;
 use super::simd::{as_f32, as_f32_mut, isa_builds, madd, Isa};
 use super::RawGrads;
 use crate::error::Result;
-use crate::im2col::copy_short;
+use crate::im2col::{copy_short, merge_columns, split_columns, two_runs_mut};
 use crate::spec::Geometry;
 
 /// Multiply-accumulates a task should at least hold, so rayon's overhead
@@ -342,23 +342,8 @@ fn fill_phases<T: Element>(plane: &[T], g: &Geometry, f: &Flat, buf: &mut [T]) {
     } else if g.s[1] == 2 && g.w > 0 {
         for (ih, src) in plane.chunks_exact(g.w).enumerate() {
             let (even, odd) = column_phases(g, f, ih);
-            let half = g.w / 2;
-            // The two runs lie in different phase planes, so do not overlap.
-            let (even_dst, odd_dst) = if even < odd {
-                let (head, tail) = buf.split_at_mut(odd);
-                (&mut head[even..even + half + g.w % 2], &mut tail[..half])
-            } else {
-                let (head, tail) = buf.split_at_mut(even);
-                (&mut tail[..half + g.w % 2], &mut head[odd..odd + half])
-            };
-            // A de-interleave the compiler vectorises.
-            for ((e, o), pair) in even_dst.iter_mut().zip(odd_dst).zip(src.chunks_exact(2)) {
-                *e = pair[0];
-                *o = pair[1];
-            }
-            if g.w % 2 == 1 {
-                even_dst[half] = src[g.w - 1];
-            }
+            let (even, odd) = two_runs_mut(buf, (even, g.w.div_ceil(2)), (odd, g.w / 2));
+            split_columns(src, even, odd);
         }
     } else {
         for_each_place(g, f, |place, pixel| buf[place] = plane[pixel]);
@@ -381,16 +366,11 @@ fn gather_phases<T: Element>(buf: &[T], g: &Geometry, f: &Flat, plane: &mut [T])
     } else if g.s[1] == 2 && g.w > 0 {
         for (ih, dst) in plane.chunks_exact_mut(g.w).enumerate() {
             let (even, odd) = column_phases(g, f, ih);
-            let half = g.w / 2;
-            let (even_src, odd_src) = (&buf[even..even + half + g.w % 2], &buf[odd..odd + half]);
-            // An interleave the compiler vectorises.
-            for ((&e, &o), pair) in even_src.iter().zip(odd_src).zip(dst.chunks_exact_mut(2)) {
-                pair[0] = e;
-                pair[1] = o;
-            }
-            if g.w % 2 == 1 {
-                dst[g.w - 1] = even_src[half];
-            }
+            merge_columns(
+                &buf[even..even + g.w.div_ceil(2)],
+                &buf[odd..odd + g.w / 2],
+                dst,
+            );
         }
     } else {
         for_each_place(g, f, |place, pixel| plane[pixel] = buf[place]);
