@@ -83,8 +83,11 @@ fn tensor(shape: &[usize], seed: u64, scale: f32, shift: f32) -> Tensor<f32> {
 
 #[test]
 fn every_build_matches_the_written_out_formulas() {
-    // Planes of 37x31 = 1147 values (two f64 flushes, a remainder) and 8x8.
-    for shape in [[2, 3, 37, 31], [4, 2, 8, 8]] {
+    // Planes of 37x31 = 1147 values (two f64 flushes, a remainder), 8x8,
+    // 4x4 (fewer values than lanes), and 2560 planes of 3x3: more planes
+    // than one parallel run holds, so a run starts mid-batch at a channel
+    // other than 0 and the last run is partial.
+    for shape in [[2, 3, 37, 31], [4, 2, 8, 8], [3, 5, 4, 4], [64, 40, 3, 3]] {
         let c = shape[1];
         let inputs = vec![
             tensor(&shape, 1, 3.0, 5.0),

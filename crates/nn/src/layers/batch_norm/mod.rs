@@ -40,19 +40,26 @@ fn ncs(op: &'static str, shape: &[usize]) -> AdResult<(usize, usize, usize)> {
     Ok((shape[0], shape[1], shape[2..].iter().product()))
 }
 
-/// Per-channel pairs of sums: `f(channel, plane index)` on every (image,
-/// channel) plane in parallel, then added up over the images in order (so
-/// the result does not depend on the number of threads).
+/// Per-channel pairs of sums: `f(first plane, sums of the run)` on runs of
+/// (image, channel) planes of `s` values in parallel, each writing one pair
+/// per plane, then added up over the images in order (so the result does
+/// not depend on the number of threads or on how the planes are grouped).
 fn per_channel(
     n: usize,
     c: usize,
-    f: impl Fn(usize, usize) -> (f64, f64) + Sync,
+    s: usize,
+    f: impl Fn(usize, &mut [[f64; 2]]) + Sync,
 ) -> Vec<(f64, f64)> {
-    let planes: Vec<(f64, f64)> = (0..n * c).into_par_iter().map(|i| f(i % c, i)).collect();
+    let mut planes = vec![[0.0; 2]; n * c];
+    let run = planes::planes_per_task(s);
+    planes
+        .par_chunks_mut(run)
+        .enumerate()
+        .for_each(|(t, sums)| f(t * run, sums));
     let mut out = vec![(0.0, 0.0); c];
     for img in 0..n {
         for (ch, o) in out.iter_mut().enumerate() {
-            let (a, b) = planes[img * c + ch];
+            let [a, b] = planes[img * c + ch];
             o.0 += a;
             o.1 += b;
         }
@@ -60,11 +67,11 @@ fn per_channel(
     out
 }
 
-/// `(sum g, sum g (x - mu))` per channel, `g = dy` masked by the ReLU's
-/// output `y` when given.
+/// `(sum g, sum g (x - mu))` per channel, `g = dy` masked by the ReLU that
+/// followed the normalisation `relu[channel] = [a, center, b]` when given.
 fn grad_sums<T: Element>(
     dys: &[T],
-    ys: Option<&[T]>,
+    relu: Option<&[[T; 3]]>,
     xs: &[T],
     n: usize,
     s: usize,
@@ -75,12 +82,9 @@ fn grad_sums<T: Element>(
         return vec![(0.0, 0.0); c];
     }
     let isa = Isa::current();
-    per_channel(n, c, |ch, i| {
-        let r = i * s..(i + 1) * s;
-        let mut sums = [0.0; 2];
-        let y = ys.map(|y| &y[r.clone()]);
-        planes::grad_sums(isa, &dys[r.clone()], y, &xs[r], mu[ch], &mut sums);
-        (sums[0], sums[1])
+    per_channel(n, c, s, |first, sums| {
+        let r = first * s..(first + sums.len()) * s;
+        planes::grad_sums(isa, &dys[r.clone()], relu, &xs[r], s, first, mu, sums);
     })
 }
 
@@ -94,10 +98,9 @@ fn batch_stats<T: Element>(xs: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>,
     }
     let isa = Isa::current();
     let shift: Vec<T> = (0..c).map(|ch| xs[ch * s]).collect();
-    let sums = per_channel(n, c, |ch, i| {
-        let mut sums = [0.0; 2];
-        planes::shifted_sums(isa, &xs[i * s..(i + 1) * s], shift[ch], &mut sums);
-        (sums[0], sums[1])
+    let sums = per_channel(n, c, s, |first, sums| {
+        let r = first * s..(first + sums.len()) * s;
+        planes::shifted_sums(isa, &xs[r], s, first, &shift, sums);
     });
     let mut mean = Vec::with_capacity(c);
     let mut var = Vec::with_capacity(c);
@@ -110,65 +113,64 @@ fn batch_stats<T: Element>(xs: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>,
 }
 
 /// `y = a[c] (x - center[c]) + b[c]` per plane, in parallel, then the
-/// addition of `skip` and the ReLU when asked for.
-// The plane geometry, the three per-channel vectors and the fused epilogue
-// (ReLU, skip input): grouping them would only rename the arguments.
-#[allow(clippy::too_many_arguments)]
+/// addition of `skip` and the ReLU when asked for; `coef[c] = [a, center,
+/// b]`.
 fn affine_planes<T: Element>(
     xs: &[T],
-    c: usize,
     s: usize,
-    a: &[T],
-    center: &[T],
-    b: &[T],
+    coef: &[[T; 3]],
     relu: bool,
     skip: Option<&[T]>,
 ) -> Vec<T> {
     let isa = Isa::current();
-    let write = |i: usize, o: &mut [MaybeUninit<T>]| {
-        let (ch, r) = (i % c, i * s..(i + 1) * s);
+    let run = planes::planes_per_task(s);
+    let write = |t: usize, o: &mut [MaybeUninit<T>]| {
+        let first = t * run;
+        let r = first * s..first * s + o.len();
         let skip = skip.map(|k| &k[r.clone()]);
-        let coef = [a[ch], center[ch], b[ch]];
-        planes::affine_plane(isa, o, &xs[r], skip, relu, coef);
+        planes::affine_planes(isa, o, &xs[r], skip, relu, s, first, coef);
     };
-    // SAFETY: `affine_plane` writes every element of the plane it is given.
-    unsafe { planes::written_in_chunks(xs.len(), s, write) }
+    // SAFETY: `affine_planes` writes every element of the run it is given
+    // (runs of whole planes: `xs.len()` is a multiple of `s`).
+    unsafe { planes::written_in_chunks(xs.len(), run * s, write) }
 }
 
 /// `dx = k g + kx (x - mu) + k0` per plane, in parallel, with `g = dy`
-/// masked by the ReLU's output `y` when given.
+/// masked as in [`grad_sums`].
 fn dx_planes<T: Element>(
     dy: &[T],
-    y: Option<&[T]>,
+    relu: Option<&[[T; 3]]>,
     xs: &[T],
     s: usize,
     coef: &[DxCoef<T>],
 ) -> Vec<T> {
     let isa = Isa::current();
-    let write = |i: usize, o: &mut [MaybeUninit<T>]| {
-        let r = i * s..(i + 1) * s;
-        let y = y.map(|y| &y[r.clone()]);
-        planes::dx_plane(isa, o, &dy[r.clone()], y, &xs[r], coef[i % coef.len()]);
+    let run = planes::planes_per_task(s);
+    let write = |t: usize, o: &mut [MaybeUninit<T>]| {
+        let first = t * run;
+        let r = first * s..first * s + o.len();
+        planes::dx_planes(isa, o, &dy[r.clone()], relu, &xs[r], s, first, coef);
     };
-    // SAFETY: `dx_plane` writes every element of the plane it is given.
-    unsafe { planes::written_in_chunks(xs.len(), s, write) }
+    // SAFETY: `dx_planes` writes every element of the run it is given
+    // (runs of whole planes: `xs.len()` is a multiple of `s`).
+    unsafe { planes::written_in_chunks(xs.len(), run * s, write) }
 }
 
-/// `(a, center, b)` of the normalisation `gamma (x - mean) / sqrt(var + eps) + beta`.
+/// `[a, center, b]` per channel of the normalisation
+/// `gamma (x - mean) / sqrt(var + eps) + beta`.
 fn normalisation<T: Element>(
     gamma: &[T],
     beta: &[T],
     mean: &[f64],
     var: &[f64],
     eps: f64,
-) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let a = gamma
+) -> Vec<[T; 3]> {
+    gamma
         .iter()
-        .zip(var)
-        .map(|(g, v)| T::of_f64(g.as_f64() / (v + eps).sqrt()))
-        .collect();
-    let center = mean.iter().map(|&m| T::of_f64(m)).collect();
-    (a, center, beta.to_vec())
+        .zip(beta)
+        .zip(mean.iter().zip(var))
+        .map(|((g, &b), (&m, v))| [T::of_f64(g.as_f64() / (v + eps).sqrt()), T::of_f64(m), b])
+        .collect()
 }
 
 fn check_affine<T: Element>(op: &'static str, inputs: &[&Tensor<T>], c: usize) -> AdResult<()> {
@@ -302,14 +304,14 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
         };
         check_affine("batch_norm", inputs, c)?;
         let (mean, var) = batch_stats(x.as_slice(), n, c, s);
-        let (a, center, b) = normalisation(
+        let coef = normalisation(
             inputs[1].as_slice(),
             inputs[2].as_slice(),
             &mean,
             &var,
             self.eps,
         );
-        let y = affine_planes(x.as_slice(), c, s, &a, &center, &b, self.relu, skip);
+        let y = affine_planes(x.as_slice(), s, &coef, self.relu, skip);
         if let Some(sink) = &self.sink {
             let _ = sink.set((mean, var));
         }
@@ -328,7 +330,7 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
         // The ReLU's backward masks dy where y <= 0. With a skip input the
         // masked dy is also dskip, so it is written out once; otherwise
         // each pass masks dy as it reads it (one activation-sized buffer
-        // and two passes less).
+        // and two passes less), recomputing y's sign from x.
         let masked: Option<Vec<T>> = self.skip.then(|| {
             const CHUNK: usize = 4096;
             let (g, y) = (grad_output.as_slice(), output.as_slice());
@@ -342,18 +344,22 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
             // `y` are as long as the output).
             unsafe { planes::written_in_chunks(x.len(), CHUNK, write) }
         });
-        let (dys, ys) = match &masked {
-            Some(m) => (m.as_slice(), None),
-            None => (grad_output.as_slice(), self.relu.then(|| output.as_slice())),
-        };
         let xs = x.as_slice();
         let (mean, var) = match self.sink.as_ref().and_then(|s| s.get()) {
             Some((m, v)) if m.len() == c => (m.clone(), v.clone()),
             _ => batch_stats(xs, n, c, s),
         };
+        // Without a skip input, the ReLU's mask is recomputed from `x` with
+        // the forward pass's coefficients rather than read from `y`.
+        let affine = (self.relu && masked.is_none()).then(|| {
+            let (gamma, beta) = (inputs[1].as_slice(), inputs[2].as_slice());
+            normalisation(gamma, beta, &mean, &var, self.eps)
+        });
+        let dys = masked.as_deref().unwrap_or(grad_output.as_slice());
+        let relu = affine.as_deref();
         let mu: Vec<T> = mean.iter().map(|&m| T::of_f64(m)).collect();
         let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        let sums = grad_sums(dys, ys, xs, n, s, &mu);
+        let sums = grad_sums(dys, relu, xs, n, s, &mu);
         let dbeta: Vec<f64> = sums.iter().map(|p| p.0).collect();
         let dgamma: Vec<f64> = sums.iter().zip(&invstd).map(|(p, is)| p.1 * is).collect();
         let dx = if needs[0] {
@@ -372,7 +378,7 @@ impl<T: Element> Op<T> for BatchNormTrainOp {
                     }
                 })
                 .collect();
-            let dx = dx_planes(dys, ys, xs, s, &coef);
+            let dx = dx_planes(dys, relu, xs, s, &coef);
             Some(Tensor::from_vec(x.shape(), dx)?)
         } else {
             None
@@ -435,15 +441,15 @@ impl<T: Element> Op<T> for BatchNormEvalOp {
     }
 
     fn forward(&self, inputs: &[&Tensor<T>]) -> AdResult<Tensor<T>> {
-        let (_, c, s) = self.check(inputs)?;
-        let (a, center, b) = normalisation(
+        let (_, _, s) = self.check(inputs)?;
+        let coef = normalisation(
             inputs[1].as_slice(),
             inputs[2].as_slice(),
             &self.mean,
             &self.var,
             self.eps,
         );
-        let y = affine_planes(inputs[0].as_slice(), c, s, &a, &center, &b, false, None);
+        let y = affine_planes(inputs[0].as_slice(), s, &coef, false, None);
         Ok(Tensor::from_vec(inputs[0].shape(), y)?)
     }
 
@@ -463,13 +469,13 @@ impl<T: Element> Op<T> for BatchNormEvalOp {
             .collect();
         let dx = if needs[0] {
             let g = inputs[1].as_slice();
-            let k: Vec<T> = (0..c)
-                .map(|ch| T::of_f64(g[ch].as_f64() * invstd[ch]))
+            let zero = T::zero();
+            let k: Vec<[T; 3]> = (0..c)
+                .map(|ch| [T::of_f64(g[ch].as_f64() * invstd[ch]), zero, zero])
                 .collect();
-            let zero = vec![T::zero(); c];
             Some(Tensor::from_vec(
                 inputs[0].shape(),
-                affine_planes(dys, c, s, &k, &zero, &zero, false, None),
+                affine_planes(dys, s, &k, false, None),
             )?)
         } else {
             None

@@ -1,11 +1,18 @@
-//! BatchNorm's passes over one (image, channel) plane, each compiled once
-//! per kernel build (`gradlab_conv::Isa`, the build the convolutions run),
-//! so that they use the CPU's widest vectors.
+//! BatchNorm's passes over runs of consecutive (image, channel) planes,
+//! each compiled once per kernel build (`gradlab_conv::Isa`, the build the
+//! convolutions run), so that they use the CPU's widest vectors.
+//!
+//! A run holds whole planes of `s` values; plane `j` of a run starting at
+//! plane `first` belongs to channel `(first + j) % c`. Running many small
+//! planes per call (a MobileNet's 4x4 planes) keeps the per-call and
+//! per-task costs off every plane.
 //!
 //! Sums are accumulated in `T` over [`LANES`] independent lanes (so the loop
 //! vectorises) and moved into `f64` every [`BLOCK`] values (so a long plane
 //! keeps close to `f64` accuracy: each lane adds at most `BLOCK / LANES`
-//! values before its partial sum is flushed).
+//! values before its partial sum is flushed). A block's last partial chunk
+//! of lanes is padded with values that add exact zeros, so it runs the same
+//! vector code as the full chunks.
 
 use std::mem::MaybeUninit;
 
@@ -17,16 +24,44 @@ use rayon::prelude::*;
 const LANES: usize = 32;
 /// Values summed in `T` before the lanes are flushed into `f64`.
 const BLOCK: usize = 1024;
+/// Values per element-wise chunk: a fixed trip count the compiler turns
+/// into whole vectors, even for planes of 16 values.
+const WIDE: usize = 64;
+/// About how many values one parallel task handles (whole planes).
+const TASK_VALUES: usize = 4 * 1024;
 
-/// Adds the lanes into `total` in `f64` and clears them.
+/// Whole planes of `s` values per parallel task.
+pub(super) fn planes_per_task(s: usize) -> usize {
+    (TASK_VALUES / s.max(1)).max(1)
+}
+
+/// Adds the lanes into `total` in `f64` and clears them: eight partial sums
+/// of four lanes each, then a fixed tree (it vectorises; a chain of 32
+/// dependent `f64` additions cost more than summing a small plane).
 #[inline(always)]
 fn flush<T: Element>(lanes: &mut [T; LANES], total: &mut f64) {
-    let mut s = 0.0;
-    for l in lanes.iter_mut() {
-        s += l.as_f64();
-        *l = T::zero();
+    const _: () = assert!(LANES == 32);
+    let l = |i: usize| lanes[i].as_f64();
+    let mut t = [0.0f64; 8];
+    for (j, t) in t.iter_mut().enumerate() {
+        *t = (l(j) + l(j + 8)) + (l(j + 16) + l(j + 24));
     }
-    *total += s;
+    *lanes = [T::zero(); LANES];
+    *total += ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+}
+
+/// `values` padded to [`LANES`] with `pad`.
+#[inline(always)]
+fn padded<T: Element>(values: &[T], pad: T) -> [T; LANES] {
+    let mut out = [pad; LANES];
+    out[..values.len()].copy_from_slice(values);
+    out
+}
+
+/// A chunk of exactly [`LANES`] values as an array.
+#[inline(always)]
+fn lanes<T>(chunk: &[T]) -> &[T; LANES] {
+    chunk.try_into().expect("chunks of LANES values")
 }
 
 /// `dy` masked by the ReLU that produced `y`: `dy` where `y > 0`, else
@@ -41,63 +76,27 @@ pub(super) fn relu_masked<T: Element>(dy: T, y: T) -> T {
     }
 }
 
-isa_builds! {
-    /// `[sum (x - k), sum (x - k)^2]` over `plane`.
-    pub(super) fn shifted_sums<T: Element>(plane: &[T], k: T, out: &mut [f64; 2]) [FMA, _VB] {
-        let (mut s, mut q) = ([T::zero(); LANES], [T::zero(); LANES]);
-        let mut total = [0.0f64; 2];
-        for block in plane.chunks(BLOCK) {
-            let lanes = block.chunks_exact(LANES);
-            let rest = lanes.remainder();
-            for x in lanes {
-                for l in 0..LANES {
-                    let d = x[l] - k;
-                    s[l] = s[l] + d;
-                    q[l] = madd::<T, FMA>(q[l], d, d);
-                }
-            }
-            for (l, &x) in rest.iter().enumerate() {
-                let d = x - k;
-                s[l] = s[l] + d;
-                q[l] = madd::<T, FMA>(q[l], d, d);
-            }
-            flush(&mut s, &mut total[0]);
-            flush(&mut q, &mut total[1]);
-        }
-        *out = total;
-    }
-}
-
-/// [`grad_sums`] with `g = relu_masked(dy, y)` when `MASK`, else `g = dy`
-/// (`y` unread).
+/// `[sum (x - k), sum (x - k)^2]` over one plane.
 #[inline(always)]
-fn grad_sums_of<T: Element, const FMA: bool, const MASK: bool>(
-    dy: &[T],
-    y: &[T],
-    x: &[T],
-    mu: T,
-) -> [f64; 2] {
+fn shifted_sums_of<T: Element, const FMA: bool>(plane: &[T], k: T) -> [f64; 2] {
     let (mut s, mut q) = ([T::zero(); LANES], [T::zero(); LANES]);
     let mut total = [0.0f64; 2];
-    let g = |d: T, y: T| if MASK { relu_masked(d, y) } else { d };
-    for ((dy, y), x) in dy.chunks(BLOCK).zip(y.chunks(BLOCK)).zip(x.chunks(BLOCK)) {
-        let lanes = dy
-            .chunks_exact(LANES)
-            .zip(y.chunks_exact(LANES))
-            .zip(x.chunks_exact(LANES));
-        for ((dy, y), x) in lanes {
-            for l in 0..LANES {
-                let g = g(dy[l], y[l]);
-                s[l] = s[l] + g;
-                q[l] = madd::<T, FMA>(q[l], g, x[l] - mu);
-            }
+    let add = |s: &mut [T; LANES], q: &mut [T; LANES], x: &[T; LANES]| {
+        for l in 0..LANES {
+            let d = x[l] - k;
+            s[l] = s[l] + d;
+            q[l] = madd::<T, FMA>(q[l], d, d);
         }
-        let done = dy.len() / LANES * LANES;
-        let rest = dy[done..].iter().zip(&y[done..]).zip(&x[done..]);
-        for (l, ((&dy, &y), &x)) in rest.enumerate() {
-            let g = g(dy, y);
-            s[l] = s[l] + g;
-            q[l] = madd::<T, FMA>(q[l], g, x - mu);
+    };
+    for block in plane.chunks(BLOCK) {
+        let chunks = block.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for x in chunks {
+            add(&mut s, &mut q, lanes(x));
+        }
+        if !rest.is_empty() {
+            // `x = k` adds `d = 0` to the unused lanes.
+            add(&mut s, &mut q, &padded(rest, k));
         }
         flush(&mut s, &mut total[0]);
         flush(&mut q, &mut total[1]);
@@ -106,19 +105,122 @@ fn grad_sums_of<T: Element, const FMA: bool, const MASK: bool>(
 }
 
 isa_builds! {
-    /// `[sum g, sum g (x - mu)]` over a plane, with `g` the output gradient
-    /// `dy`, masked by the ReLU's output `y` when given ([`relu_masked`]).
+    /// `[sum (x - k), sum (x - k)^2]` per plane of the run `xs` (planes of
+    /// `s` values, the first being plane `first`), `k = shift[channel]`.
+    pub(super) fn shifted_sums<T: Element>(
+        xs: &[T],
+        s: usize,
+        first: usize,
+        shift: &[T],
+        out: &mut [[f64; 2]],
+    ) [FMA, _VB] {
+        for (j, (plane, o)) in xs.chunks_exact(s).zip(out).enumerate() {
+            *o = shifted_sums_of::<T, FMA>(plane, shift[(first + j) % shift.len()]);
+        }
+    }
+}
+
+/// `g` of one value: `dy`, or when `RELU`, `dy` masked by the ReLU that
+/// followed the normalisation `[a, center, b]`. The output before the ReLU
+/// is recomputed from `x` as the forward pass computed it (same operations,
+/// same bits) rather than read from `y`: a BatchNorm pass is bound by
+/// memory traffic, and reading `y` was a third of the backward's.
+#[inline(always)]
+fn masked<T: Element, const RELU: bool>(dy: T, x: T, [a, center, b]: [T; 3]) -> T {
+    if RELU {
+        relu_masked(dy, a * (x - center) + b)
+    } else {
+        dy
+    }
+}
+
+/// [`grad_sums`] over one plane, `g` as [`masked`] gives it.
+#[inline(always)]
+fn grad_sums_of<T: Element, const FMA: bool, const RELU: bool>(
+    dy: &[T],
+    x: &[T],
+    mu: T,
+    affine: [T; 3],
+) -> [f64; 2] {
+    let (mut s, mut q) = ([T::zero(); LANES], [T::zero(); LANES]);
+    let mut total = [0.0f64; 2];
+    let add = |s: &mut [T; LANES], q: &mut [T; LANES], dy: &[T; LANES], x: &[T; LANES]| {
+        for l in 0..LANES {
+            let g = masked::<T, RELU>(dy[l], x[l], affine);
+            s[l] = s[l] + g;
+            q[l] = madd::<T, FMA>(q[l], g, x[l] - mu);
+        }
+    };
+    for (dy, x) in dy.chunks(BLOCK).zip(x.chunks(BLOCK)) {
+        let (dyc, xc) = (dy.chunks_exact(LANES), x.chunks_exact(LANES));
+        let rest = (dyc.remainder(), xc.remainder());
+        for (dy, x) in dyc.zip(xc) {
+            add(&mut s, &mut q, lanes(dy), lanes(x));
+        }
+        if !rest.0.is_empty() {
+            // `dy = 0` and `x = mu` add zeros to the unused lanes.
+            let (dy, x) = (padded(rest.0, T::zero()), padded(rest.1, mu));
+            add(&mut s, &mut q, &dy, &x);
+        }
+        flush(&mut s, &mut total[0]);
+        flush(&mut q, &mut total[1]);
+    }
+    total
+}
+
+isa_builds! {
+    /// `[sum g, sum g (x - mu)]` per plane of the run (planes of `s` values,
+    /// the first being plane `first`; `mu` per channel), with `g` the
+    /// output gradient `dy`, masked by the ReLU that followed the
+    /// normalisation `relu[channel] = [a, center, b]` when given
+    /// ([`masked`]).
     pub(super) fn grad_sums<T: Element>(
         dy: &[T],
-        y: Option<&[T]>,
+        relu: Option<&[[T; 3]]>,
         x: &[T],
-        mu: T,
-        out: &mut [f64; 2],
+        s: usize,
+        first: usize,
+        mu: &[T],
+        out: &mut [[f64; 2]],
     ) [FMA, _VB] {
-        *out = match y {
-            Some(y) => grad_sums_of::<T, FMA, true>(dy, y, x, mu),
-            None => grad_sums_of::<T, FMA, false>(dy, dy, x, mu),
-        };
+        let planes = dy.chunks_exact(s).zip(x.chunks_exact(s)).zip(out).enumerate();
+        for (j, ((dy, x), o)) in planes {
+            let ch = (first + j) % mu.len();
+            *o = match relu {
+                None => grad_sums_of::<T, FMA, false>(dy, x, mu[ch], [T::zero(); 3]),
+                Some(aff) => grad_sums_of::<T, FMA, true>(dy, x, mu[ch], aff[ch]),
+            };
+        }
+    }
+}
+
+/// `out[i] = f(a[i], b[i], c[i])` for every `i` (the inputs are at least
+/// as long as `out`), in chunks of [`WIDE`] (whole vectors), then the
+/// remainder.
+#[inline(always)]
+fn map3<T: Element>(out: &mut [MaybeUninit<T>], [a, b, c]: [&[T]; 3], f: impl Fn(T, T, T) -> T) {
+    let n = out.len();
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let mut oc = out.chunks_exact_mut(WIDE);
+    let (ac, bc, cc) = (
+        a.chunks_exact(WIDE),
+        b.chunks_exact(WIDE),
+        c.chunks_exact(WIDE),
+    );
+    let rest = (ac.remainder(), bc.remainder(), cc.remainder());
+    for (((o, a), b), c) in (&mut oc).zip(ac).zip(bc).zip(cc) {
+        for (((o, &a), &b), &c) in o.iter_mut().zip(a).zip(b).zip(c) {
+            o.write(f(a, b, c));
+        }
+    }
+    let tail = oc
+        .into_remainder()
+        .iter_mut()
+        .zip(rest.0)
+        .zip(rest.1)
+        .zip(rest.2);
+    for (((o, &a), &b), &c) in tail {
+        o.write(f(a, b, c));
     }
 }
 
@@ -132,41 +234,48 @@ pub(super) struct DxCoef<T> {
     pub mu: T,
 }
 
-/// [`dx_plane`] with `g = relu_masked(dy, y)` when `MASK`, else `g = dy`.
+/// [`dx_planes`] over one plane, `g` as [`masked`] gives it.
 #[inline(always)]
-fn dx_plane_of<T: Element, const MASK: bool>(
+fn dx_plane_of<T: Element, const RELU: bool>(
     out: &mut [MaybeUninit<T>],
     dy: &[T],
-    y: &[T],
     x: &[T],
     c: DxCoef<T>,
+    affine: [T; 3],
 ) {
-    let values = out.iter_mut().zip(dy).zip(y).zip(x);
-    for (((o, &d), &y), &x) in values {
-        let g = if MASK { relu_masked(d, y) } else { d };
-        o.write(c.k * g + c.kx * (x - c.mu) + c.k0);
-    }
+    map3(out, [dy, x, x], |dy, x, _| {
+        let g = masked::<T, RELU>(dy, x, affine);
+        c.k * g + c.kx * (x - c.mu) + c.k0
+    });
 }
 
 isa_builds! {
-    /// `out = k g + kx (x - mu) + k0` over a plane, `g` as in [`grad_sums`];
-    /// writes every element of `out` (`dy`, `y` and `x` are as long).
-    pub(super) fn dx_plane<T: Element>(
+    /// `out = k g + kx (x - mu) + k0` per plane of the run (planes of `s`
+    /// values, the first being plane `first`; coefficients per channel),
+    /// `g` as in [`grad_sums`]; writes every element of `out` (`dy` and
+    /// `x` are as long).
+    pub(super) fn dx_planes<T: Element>(
         out: &mut [MaybeUninit<T>],
         dy: &[T],
-        y: Option<&[T]>,
+        relu: Option<&[[T; 3]]>,
         x: &[T],
-        coef: DxCoef<T>,
+        s: usize,
+        first: usize,
+        coef: &[DxCoef<T>],
     ) [_FMA, _VB] {
-        match y {
-            Some(y) => dx_plane_of::<T, true>(out, dy, y, x, coef),
-            None => dx_plane_of::<T, false>(out, dy, dy, x, coef),
+        for (j, o) in out.chunks_exact_mut(s).enumerate() {
+            let (ch, r) = ((first + j) % coef.len(), j * s..(j + 1) * s);
+            let (c, dy, x) = (coef[ch], &dy[r.clone()], &x[r]);
+            match relu {
+                None => dx_plane_of::<T, false>(o, dy, x, c, [T::zero(); 3]),
+                Some(aff) => dx_plane_of::<T, true>(o, dy, x, c, aff[ch]),
+            }
         }
     }
 }
 
-/// [`affine_plane`] with the addition of `skip` when `SKIP` (else `skip`
-/// is unread) and the ReLU when `RELU`.
+/// [`affine_planes`] over one plane, with the addition of `skip` when
+/// `SKIP` (else `skip` is unread) and the ReLU when `RELU`.
 #[inline(always)]
 fn affine_plane_of<T: Element, const SKIP: bool, const RELU: bool>(
     out: &mut [MaybeUninit<T>],
@@ -175,7 +284,7 @@ fn affine_plane_of<T: Element, const SKIP: bool, const RELU: bool>(
     [a, center, b]: [T; 3],
 ) {
     let zero = T::zero();
-    for ((o, &x), &k) in out.iter_mut().zip(x).zip(skip) {
+    map3(out, [x, skip, x], |x, k, _| {
         let mut v = a * (x - center) + b;
         if SKIP {
             // The addition after the normalisation: `bn(x) + skip`.
@@ -186,27 +295,34 @@ fn affine_plane_of<T: Element, const SKIP: bool, const RELU: bool>(
             // not a conditional store, so it vectorises.
             v = if v <= zero { zero } else { v };
         }
-        o.write(v);
-    }
+        v
+    });
 }
 
 isa_builds! {
-    /// `out = a (x - center) + b` over a plane (centring first keeps
-    /// precision when the mean is large), plus `skip` when given, then the
-    /// ReLU when `relu`; writes every element of `out` (`x` and `skip` are
-    /// as long).
-    pub(super) fn affine_plane<T: Element>(
+    /// `out = a (x - center) + b` per plane of the run (planes of `s`
+    /// values, the first being plane `first`; `coef = [a, center, b]` per
+    /// channel; centring first keeps precision when the mean is large),
+    /// plus `skip` when given, then the ReLU when `relu`; writes every
+    /// element of `out` (`x` and `skip` are as long).
+    pub(super) fn affine_planes<T: Element>(
         out: &mut [MaybeUninit<T>],
         x: &[T],
         skip: Option<&[T]>,
         relu: bool,
-        coef: [T; 3],
+        s: usize,
+        first: usize,
+        coef: &[[T; 3]],
     ) [_FMA, _VB] {
-        match (skip, relu) {
-            (Some(k), true) => affine_plane_of::<T, true, true>(out, x, k, coef),
-            (Some(k), false) => affine_plane_of::<T, true, false>(out, x, k, coef),
-            (None, true) => affine_plane_of::<T, false, true>(out, x, x, coef),
-            (None, false) => affine_plane_of::<T, false, false>(out, x, x, coef),
+        for (j, o) in out.chunks_exact_mut(s).enumerate() {
+            let (c, r) = (coef[(first + j) % coef.len()], j * s..(j + 1) * s);
+            let x = &x[r.clone()];
+            match (skip, relu) {
+                (Some(k), true) => affine_plane_of::<T, true, true>(o, x, &k[r], c),
+                (Some(k), false) => affine_plane_of::<T, true, false>(o, x, &k[r], c),
+                (None, true) => affine_plane_of::<T, false, true>(o, x, x, c),
+                (None, false) => affine_plane_of::<T, false, false>(o, x, x, c),
+            }
         }
     }
 }
