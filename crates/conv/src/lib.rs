@@ -75,7 +75,8 @@ pub mod reference;
 mod spec;
 
 pub use conv2d::{
-    conv2d, conv2d_backward, conv2d_backward_params, with_isa, Conv2dGrads, Conv2dParamGrads, Isa,
+    conv2d, conv2d_backward, conv2d_backward_params, conv2d_gradients, with_isa, Conv2dGradients,
+    Conv2dGrads, Conv2dParamGrads, GradsWanted, Isa,
 };
 #[doc(hidden)]
 pub use conv2d::{madd, with_channel_direct, with_row_tiles, with_strided_direct};

@@ -5,8 +5,8 @@ use crate::common;
 
 use common::{depthwise_case, max_rel_err, operands, stride2_case, valid_case, Case, Stored};
 use gradlab_conv::{
-    conv2d, conv2d_backward, conv2d_backward_params, reference, with_isa, with_row_tiles,
-    Conv2dSpec, ConvKind, Isa,
+    conv2d, conv2d_backward, conv2d_backward_params, conv2d_gradients, reference, with_isa,
+    with_row_tiles, Conv2dSpec, ConvKind, GradsWanted, Isa,
 };
 use gradlab_tensor::Element;
 use ndarray::Array4;
@@ -37,17 +37,32 @@ fn compare<T: Element>(c: &Case) -> Vec<(Isa, [f64; 4])> {
     common::builds()
         .into_iter()
         .map(|isa| {
-            let (fast, gf, gp) = with_isa(isa, || {
+            let some = |input, bias| {
+                let wanted = GradsWanted { input, bias };
+                conv2d_gradients(x, w, dys.view(), &c.spec, wanted).expect("valid case")
+            };
+            let (fast, gf, gp, no_bias, weight_only) = with_isa(isa, || {
                 (
                     conv2d(x, w, b, &c.spec).expect("valid case"),
                     conv2d_backward(x, w, dys.view(), &c.spec).expect("valid case"),
                     conv2d_backward_params(x, w, dys.view(), &c.spec).expect("valid case"),
+                    some(true, false),
+                    some(false, false),
                 )
             })
             .expect("an available build");
-            // Without the input gradient, the parameters' gradients are the same bits.
+            // Without the input or bias gradient, the others are the same bits.
             assert_eq!(gp.weight, gf.weight, "{isa}: params-only weight gradient");
             assert_eq!(gp.bias, gf.bias, "{isa}: params-only bias gradient");
+            assert_eq!(
+                no_bias.input.as_ref(),
+                Some(&gf.input),
+                "{isa}: input, no bias"
+            );
+            assert_eq!(no_bias.weight, gf.weight, "{isa}: weight, no bias");
+            assert_eq!(weight_only.weight, gf.weight, "{isa}: weight alone");
+            assert!(no_bias.bias.is_none() && weight_only.bias.is_none());
+            assert!(weight_only.input.is_none(), "{isa}: input not wanted");
             let errs = [
                 max_rel_err(&fast, &slow),
                 max_rel_err(&gf.input, &gs.input),

@@ -30,7 +30,7 @@ use super::channels;
 use super::direct::{self, grad_wide_width, wide_width};
 use super::forward::{self, bands, tile_rows};
 use super::simd::Isa;
-use super::{lane_sum, pointwise, RawGrads};
+use super::{lane_sum, pointwise, GradsWanted, RawGrads};
 use crate::error::Result;
 use crate::gemm::{gemm, internal, mat, mat_ld, mat_ld_mut, mat_mut};
 use crate::im2col::{col2im, col_ld, im2col};
@@ -44,43 +44,30 @@ pub(crate) const BATCH_CHUNKS: usize = 16;
 /// large weights get fewer chunks. Depends on the shapes only.
 const PARTIAL_BUDGET: usize = 1 << 24;
 
+/// The weight gradient, and the input and bias gradients when `wanted`
+/// says so (each left empty otherwise).
 pub(super) fn backward<T: Element>(
     isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
     g: &Geometry,
+    wanted: GradsWanted,
 ) -> Result<RawGrads<T>> {
-    match transposed_geometry::<T>(isa, g) {
+    let bias = wanted.bias;
+    let transposed = if wanted.input {
+        transposed_geometry::<T>(isa, g)
+    } else {
+        None
+    };
+    let (input, weight, bias) = match transposed {
         Some(gt) => {
-            let (_, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false)?;
+            let (_, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false, bias)?;
             let input = forward::forward(isa, dy, &flipped_weight(w, g), None, &gt)?;
-            Ok(RawGrads {
-                input,
-                weight,
-                bias,
-            })
+            (input, weight, bias)
         }
-        None => {
-            let (input, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, true)?;
-            Ok(RawGrads {
-                input,
-                weight,
-                bias,
-            })
-        }
-    }
-}
-
-/// The weight and bias gradients only (`input` left empty).
-pub(super) fn backward_params<T: Element>(
-    isa: Isa,
-    x: &[T],
-    w: &[T],
-    dy: &[T],
-    g: &Geometry,
-) -> Result<RawGrads<T>> {
-    let (input, weight, bias) = weight_and_input_grads(isa, x, w, dy, g, false)?;
+        None => weight_and_input_grads(isa, x, w, dy, g, wanted.input, bias)?,
+    };
     Ok(RawGrads {
         input,
         weight,
@@ -152,8 +139,9 @@ fn flipped_weight<T: Element>(w: &[T], g: &Geometry) -> Vec<T> {
     out
 }
 
-/// The weight and bias gradients, and the input gradient by GEMM into
-/// columns and col2im when `input_grad` (an empty vector otherwise).
+/// The weight gradient, the bias gradient when `bias_grad`, and the input
+/// gradient by GEMM into columns and col2im when `input_grad` (empty
+/// vectors for those not asked for).
 fn weight_and_input_grads<T: Element>(
     isa: Isa,
     x: &[T],
@@ -161,6 +149,7 @@ fn weight_and_input_grads<T: Element>(
     dy: &[T],
     g: &Geometry,
     input_grad: bool,
+    bias_grad: bool,
 ) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
     let (hw, p, kk) = (g.in_plane(), g.out_plane(), g.col_rows());
     let wlen = g.c_out * kk;
@@ -185,7 +174,10 @@ fn weight_and_input_grads<T: Element>(
     let dx_plane = if input_grad { g.c_in * hw } else { 0 };
     let mut dx = super::zeros("conv2d_backward", g.n * dx_plane)?;
     let mut partials: Vec<(Vec<T>, Vec<T>)> = (0..n_chunks)
-        .map(|_| (vec![T::zero(); partial_len], vec![T::zero(); g.c_out]))
+        .map(|_| {
+            let db_len = if bias_grad { g.c_out } else { 0 };
+            (vec![T::zero(); partial_len], vec![T::zero(); db_len])
+        })
         .collect();
     {
         let mut dx3 = ArrayViewMut3::from_shape((g.n, 1, dx_plane), &mut dx[..])
@@ -310,7 +302,7 @@ fn weight_and_input_grads<T: Element>(
             })?;
     }
     let mut dw = vec![T::zero(); partial_len];
-    let mut db = vec![T::zero(); g.c_out];
+    let mut db = vec![T::zero(); if bias_grad { g.c_out } else { 0 }];
     for (dw_p, db_p) in &partials {
         for (a, &b) in dw.iter_mut().zip(dw_p) {
             *a = *a + b;

@@ -434,12 +434,15 @@ pub(super) fn forward<T: Element>(
     Ok(out)
 }
 
+/// The input and weight gradients, and the bias gradient when `bias_grad`
+/// (empty otherwise).
 pub(super) fn backward<T: Element>(
     isa: Isa,
     x: &[T],
     w: &[T],
     dy: &[T],
     g: &Geometry,
+    bias_grad: bool,
 ) -> Result<RawGrads<T>> {
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
     let planes = g.n * g.c_in;
@@ -473,7 +476,9 @@ pub(super) fn backward<T: Element>(
                 for q in 0..m {
                     let co = c * m + q;
                     let dy_q = &dy[(idx * m + q) * op..(idx * m + q + 1) * op];
-                    db_c[q] = super::lane_sum(T::zero(), dy_q);
+                    if bias_grad {
+                        db_c[q] = super::lane_sum(T::zero(), dy_q);
+                    }
                     // The output gradient laid out wide (zeros in the
                     // columns that are not outputs), after E zeros.
                     copy_rows(ext, f.ext_start, f.wq, dy_q, 0, g.ow, g.oh, g.ow);
@@ -502,12 +507,13 @@ pub(super) fn backward<T: Element>(
         );
     // Sum the per-image gradients in image order.
     let mut dwt = vec![T::zero(); g.c_out * kk];
-    let mut dbt = vec![T::zero(); g.c_out];
+    let mut dbt = vec![T::zero(); if bias_grad { g.c_out } else { 0 }];
     for n in 0..g.n {
         let part = &dw_part[n * g.c_out * kk..(n + 1) * g.c_out * kk];
         for (a, &b) in dwt.iter_mut().zip(part) {
             *a = *a + b;
         }
+        // (Zip stops at once without the bias gradient.)
         for (a, &b) in dbt.iter_mut().zip(&db_part[n * g.c_out..(n + 1) * g.c_out]) {
             *a = *a + b;
         }

@@ -30,6 +30,7 @@ use ndarray::{Array1, Array4, ArrayBase, ArrayView1, ArrayView4, Data, Dimension
 use rayon::iter::ParallelExtend;
 
 use crate::error::{ConvError, Result};
+use crate::gemm::internal;
 use crate::spec::{Conv2dSpec, Geometry};
 
 /// Runs `f` with the thread-local `key` set to `value`, then puts the old
@@ -177,19 +178,105 @@ pub fn conv2d_backward<T: Element>(
     grad_output: ArrayView4<'_, T>,
     spec: &Conv2dSpec,
 ) -> Result<Conv2dGrads<T>> {
-    let operands = (input, weight, grad_output);
-    let (g, raw) = run_backward("conv2d_backward", operands, spec, |xs, ws, dys, g| {
+    let all = GradsWanted {
+        input: true,
+        bias: true,
+    };
+    let grads = gradients("conv2d_backward", (input, weight, grad_output), spec, all)?;
+    let missing = |what| internal(what, 0);
+    Ok(Conv2dGrads {
+        input: grads.input.ok_or_else(|| missing("input gradient"))?,
+        weight: grads.weight,
+        bias: grads.bias.ok_or_else(|| missing("bias gradient"))?,
+    })
+}
+
+/// Which of a convolution's optional gradients [`conv2d_gradients`]
+/// computes; the weight's always is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GradsWanted {
+    /// The input's (`false` for a network's first layer, whose input is
+    /// the data: standard, grouped and pointwise kernels then skip half of
+    /// the backward's multiply-adds).
+    pub input: bool,
+    /// The bias's (`false` for a layer without bias, such as a convolution
+    /// before BatchNorm: a pass over the output gradient less).
+    pub bias: bool,
+}
+
+/// The gradients [`conv2d_gradients`] was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2dGradients<T> {
+    /// Gradient with respect to the input, `[N, C_in, H, W]`, when wanted.
+    pub input: Option<Array4<T>>,
+    /// Gradient with respect to the weight, `[C_out, C_in/groups, kH, kW]`.
+    pub weight: Array4<T>,
+    /// Gradient with respect to the bias, `[C_out]`, when wanted.
+    pub bias: Option<Array1<T>>,
+}
+
+/// The gradients of [`conv2d_backward`] that `wanted` asks for, and only
+/// those computed: the same bits as `conv2d_backward`'s for each.
+///
+/// # Errors
+/// Those of [`conv2d_backward`].
+///
+/// # Examples
+/// ```
+/// use gradlab_conv::{conv2d_backward, conv2d_gradients, Conv2dSpec, GradsWanted};
+/// use ndarray::Array4;
+/// let spec = Conv2dSpec::new(3, 4, 3).padding(1);
+/// let x = Array4::from_shape_fn((2, 3, 5, 5), |(n, c, h, w)| (n + 2 * c + h * w) as f64);
+/// let w = Array4::from_elem(spec.weight_shape(), 0.5);
+/// let dy = Array4::from_elem((2, 4, 5, 5), 1.0);
+/// let wanted = GradsWanted { input: true, bias: false };
+/// let some = conv2d_gradients(x.view(), w.view(), dy.view(), &spec, wanted)?;
+/// let all = conv2d_backward(x.view(), w.view(), dy.view(), &spec)?;
+/// assert_eq!(some.input, Some(all.input));
+/// assert_eq!(some.weight, all.weight);
+/// assert_eq!(some.bias, None);
+/// # Ok::<(), gradlab_conv::ConvError>(())
+/// ```
+pub fn conv2d_gradients<T: Element>(
+    input: ArrayView4<'_, T>,
+    weight: ArrayView4<'_, T>,
+    grad_output: ArrayView4<'_, T>,
+    spec: &Conv2dSpec,
+    wanted: GradsWanted,
+) -> Result<Conv2dGradients<T>> {
+    gradients(
+        "conv2d_gradients",
+        (input, weight, grad_output),
+        spec,
+        wanted,
+    )
+}
+
+/// [`conv2d_gradients`] under the name `op` (for errors).
+fn gradients<T: Element>(
+    op: &'static str,
+    operands: (ArrayView4<'_, T>, ArrayView4<'_, T>, ArrayView4<'_, T>),
+    spec: &Conv2dSpec,
+    wanted: GradsWanted,
+) -> Result<Conv2dGradients<T>> {
+    let (g, raw) = run_backward(op, operands, spec, |xs, ws, dys, g| {
         let isa = Isa::current();
         if g.is_depthwise() {
-            depthwise::backward(isa, xs, ws, dys, g)
+            // The input gradient comes out of the same loops as the
+            // weight's, so it is computed either way.
+            depthwise::backward(isa, xs, ws, dys, g, wanted.bias)
         } else {
-            backward::backward(isa, xs, ws, dys, g)
+            backward::backward(isa, xs, ws, dys, g, wanted)
         }
     })?;
-    Ok(Conv2dGrads {
-        input: into_array4(raw.input, g.input_shape())?,
+    Ok(Conv2dGradients {
+        input: if wanted.input {
+            Some(into_array4(raw.input, g.input_shape())?)
+        } else {
+            None
+        },
         weight: into_array4(raw.weight, spec.weight_shape())?,
-        bias: Array1::from_vec(raw.bias),
+        bias: wanted.bias.then(|| Array1::from_vec(raw.bias)),
     })
 }
 
@@ -232,23 +319,15 @@ pub fn conv2d_backward_params<T: Element>(
     grad_output: ArrayView4<'_, T>,
     spec: &Conv2dSpec,
 ) -> Result<Conv2dParamGrads<T>> {
+    let wanted = GradsWanted {
+        input: false,
+        bias: true,
+    };
     let operands = (input, weight, grad_output);
-    let (_, raw) = run_backward(
-        "conv2d_backward_params",
-        operands,
-        spec,
-        |xs, ws, dys, g| {
-            let isa = Isa::current();
-            if g.is_depthwise() {
-                depthwise::backward(isa, xs, ws, dys, g)
-            } else {
-                backward::backward_params(isa, xs, ws, dys, g)
-            }
-        },
-    )?;
+    let grads = gradients("conv2d_backward_params", operands, spec, wanted)?;
     Ok(Conv2dParamGrads {
-        weight: into_array4(raw.weight, spec.weight_shape())?,
-        bias: Array1::from_vec(raw.bias),
+        weight: grads.weight,
+        bias: grads.bias.ok_or_else(|| internal("bias gradient", 0))?,
     })
 }
 

@@ -1,7 +1,7 @@
 //! [`Conv2d`] and the autodiff wiring of the `gradlab-conv` kernels.
 
 use gradlab_autodiff::{expect_arity, Op, Result as AdResult, Var};
-use gradlab_conv::{conv2d, conv2d_backward, conv2d_backward_params, Conv2dSpec, ConvKind};
+use gradlab_conv::{conv2d, conv2d_gradients, Conv2dSpec, ConvKind, GradsWanted};
 use gradlab_tensor::{Element, Tensor};
 
 use crate::ctx::Ctx;
@@ -21,8 +21,8 @@ use crate::param::{Param, Role, Scope};
 /// VJPs: `dx[n, ci, ih, iw] += w[co, c, i, j] dy[n, co, oh, ow]`,
 /// `dw[co, c, i, j] += x[n, ci, ih, iw] dy[n, co, oh, ow]` over every tap of the
 /// forward pass, `db[co] = sum_{n, oh, ow} dy[n, co, oh, ow]`. Gradients that
-/// `needs` does not ask for are not returned; when the input's is not needed
-/// (a network's first layer) it is not computed either.
+/// `needs` does not ask for are not returned; the input's and the bias's
+/// are not computed either ([`gradlab_conv::conv2d_gradients`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conv2dOp {
     /// The convolution's hyper-parameters.
@@ -58,17 +58,19 @@ impl<T: Element> Op<T> for Conv2dOp {
         let x = view4("conv2d", "input", inputs[0])?;
         let w = view4("conv2d", "weight", inputs[1])?;
         let dy = view4("conv2d", "grad_output", grad_output)?;
-        let err = |e: gradlab_conv::ConvError| op_error("conv2d", e.to_string());
-        let (input, weight, bias) = if needs[0] {
-            let grads = conv2d_backward(x, w, dy, &self.spec).map_err(err)?;
-            (Some(grads.input), grads.weight, grads.bias)
-        } else {
-            let grads = conv2d_backward_params(x, w, dy, &self.spec).map_err(err)?;
-            (None, grads.weight, grads.bias)
+        let has_bias = inputs.len() == 3;
+        let wanted = GradsWanted {
+            input: needs[0],
+            bias: has_bias && needs[2],
         };
-        let mut out = vec![input.map(tensor_of), needs[1].then(|| tensor_of(weight))];
-        if inputs.len() == 3 {
-            out.push(needs[2].then(|| tensor_of(bias)));
+        let grads = conv2d_gradients(x, w, dy, &self.spec, wanted)
+            .map_err(|e| op_error("conv2d", e.to_string()))?;
+        let mut out = vec![
+            grads.input.map(tensor_of),
+            needs[1].then(|| tensor_of(grads.weight)),
+        ];
+        if has_bias {
+            out.push(grads.bias.map(tensor_of));
         }
         Ok(out)
     }
