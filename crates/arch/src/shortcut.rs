@@ -5,6 +5,7 @@
 use gradlab_autodiff::{expect_arity, AutodiffError, Op, Result as AdResult, Var};
 use gradlab_nn::{Ctx, HasParams, LayerInfo, LayerKind, Module, NnError, Param, Scope};
 use gradlab_tensor::{Element, Tensor};
+use rayon::prelude::*;
 
 /// Subsampling plus channel zero-padding, the shortcut of He et al. 2016,
 /// §4.2, option A: `y[n, front + c, i, j] = x[n, c, s i, s j]` for every
@@ -73,17 +74,21 @@ impl<T: Element> Op<T> for ShortcutAOp {
         let s = self.stride;
         let xs = inputs[0].as_slice();
         let mut y = vec![T::zero(); n * co * oh * ow];
-        for img in 0..n {
-            for ch in 0..c {
-                let src = &xs[(img * c + ch) * h * w..][..h * w];
-                let dst = &mut y[(img * co + front + ch) * oh * ow..][..oh * ow];
-                for i in 0..oh {
-                    for j in 0..ow {
-                        dst[i * ow + j] = src[i * s * w + j * s];
+        // One task per image (the op ran on one thread, ~2% of a ResNet-20
+        // step with the other idle).
+        y.par_chunks_mut((co * oh * ow).max(1))
+            .zip(xs.par_chunks((c * h * w).max(1)))
+            .for_each(|(y_n, x_n)| {
+                for ch in 0..c {
+                    let src = &x_n[ch * h * w..][..h * w];
+                    let dst = &mut y_n[(front + ch) * oh * ow..][..oh * ow];
+                    for i in 0..oh {
+                        for j in 0..ow {
+                            dst[i * ow + j] = src[i * s * w + j * s];
+                        }
                     }
                 }
-            }
-        }
+            });
         Ok(Tensor::from_vec(&[n, co, oh, ow], y)?)
     }
 
@@ -112,17 +117,19 @@ impl<T: Element> Op<T> for ShortcutAOp {
         }
         let dys = grad_output.as_slice();
         let mut dx = vec![T::zero(); n * c * h * w];
-        for img in 0..n {
-            for ch in 0..c {
-                let src = &dys[(img * co + front + ch) * oh * ow..][..oh * ow];
-                let dst = &mut dx[(img * c + ch) * h * w..][..h * w];
-                for i in 0..oh {
-                    for j in 0..ow {
-                        dst[i * s * w + j * s] = src[i * ow + j];
+        dx.par_chunks_mut((c * h * w).max(1))
+            .zip(dys.par_chunks((co * oh * ow).max(1)))
+            .for_each(|(dx_n, dy_n)| {
+                for ch in 0..c {
+                    let src = &dy_n[(front + ch) * oh * ow..][..oh * ow];
+                    let dst = &mut dx_n[ch * h * w..][..h * w];
+                    for i in 0..oh {
+                        for j in 0..ow {
+                            dst[i * s * w + j * s] = src[i * ow + j];
+                        }
                     }
                 }
-            }
-        }
+            });
         Ok(vec![Some(Tensor::from_vec(&[n, c, h, w], dx)?)])
     }
 }

@@ -7,6 +7,7 @@ use crate::common;
 use common::{gradcheck_model, labels, Output};
 use gradlab_arch::*;
 use gradlab_autodiff::gradcheck::{gradcheck_op, GradcheckOptions};
+use gradlab_autodiff::Op;
 use gradlab_nn::{ActivationKind, Scope};
 use gradlab_tensor::Tensor;
 
@@ -46,6 +47,39 @@ fn shortcut_a_op_matches_finite_differences() {
             stride,
         };
         gradcheck_op(&op, &[x], &opts()).unwrap();
+    }
+}
+
+#[test]
+fn shortcut_a_op_forward_is_the_written_out_subsampling_and_padding() {
+    for (n, cin, cout, stride, h, w) in [(3, 2, 4, 2, 5, 6), (4, 3, 8, 2, 8, 8), (2, 3, 3, 1, 4, 4)]
+    {
+        let x = Tensor::<f64>::rand_normal(&[n, cin, h, w], 0.0, 1.0, 5).unwrap();
+        let op = ShortcutAOp {
+            out_channels: cout,
+            stride,
+        };
+        let y = Op::forward(&op, &[&x]).unwrap();
+        let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+        assert_eq!(y.shape(), [n, cout, oh, ow]);
+        let front = (cout - cin) / 2;
+        let (xs, ys) = (x.as_slice(), y.as_slice());
+        for img in 0..n {
+            for co in 0..cout {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let want = match co.checked_sub(front) {
+                            Some(c) if c < cin => {
+                                xs[((img * cin + c) * h + i * stride) * w + j * stride]
+                            }
+                            _ => 0.0,
+                        };
+                        let got = ys[((img * cout + co) * oh + i) * ow + j];
+                        assert_eq!(got, want, "image {img} channel {co} pixel ({i}, {j})");
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -455,7 +455,7 @@ fn backward_core<T: Element, V: Borrow<Tensor<T>>, O: Borrow<dyn Op<T> + 'static
                             got: ig.shape().to_vec(),
                         });
                     }
-                    accumulate(&mut grads[j], ig);
+                    accumulate(&mut grads[j], ig)?;
                 }
             }
             if keep[i] {
@@ -477,15 +477,14 @@ fn backward_core<T: Element, V: Borrow<Tensor<T>>, O: Borrow<dyn Op<T> + 'static
     Ok(Gradients { graph, grads })
 }
 
-fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) {
+/// Adds `g` into a node's gradient (a value used more than once gets the
+/// sum of its consumers' gradients).
+fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) -> Result<()> {
     match slot {
         None => *slot = Some(g),
-        Some(acc) => {
-            for (a, b) in acc.as_slice_mut().iter_mut().zip(g.as_slice()) {
-                *a = *a + *b;
-            }
-        }
+        Some(acc) => acc.add_assign(&g)?,
     }
+    Ok(())
 }
 
 /// Which gradients [`Graph::backward_retain`] keeps.

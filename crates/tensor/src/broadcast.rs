@@ -101,6 +101,50 @@ impl<T: Element> Tensor<T> {
         zip_broadcast("add", self, rhs, |a, b| a + b)
     }
 
+    /// Adds `rhs` element by element into `self` (`self += rhs`), on all
+    /// rayon threads from [`PARALLEL_MIN_ELEMENTS`] elements (the result is
+    /// the same either way): a gradient accumulated where a value is used
+    /// twice, without a third buffer.
+    ///
+    /// # Errors
+    /// [`TensorError::BroadcastMismatch`] when the shapes differ (`self`
+    /// keeps its shape, so there is no broadcasting).
+    ///
+    /// # Examples
+    /// ```
+    /// use gradlab_tensor::Tensor;
+    /// let mut a = Tensor::<f64>::from_vec(&[2], vec![1.0, 2.0])?;
+    /// a.add_assign(&Tensor::from_vec(&[2], vec![10.0, 20.0])?)?;
+    /// assert_eq!(a.to_vec(), vec![11.0, 22.0]);
+    /// assert!(a.add_assign(&Tensor::zeros(&[3])).is_err());
+    /// # Ok::<(), gradlab_tensor::TensorError>(())
+    /// ```
+    pub fn add_assign(&mut self, rhs: &Self) -> Result<()> {
+        if self.shape() != rhs.shape() {
+            return Err(TensorError::BroadcastMismatch {
+                op: "add_assign",
+                lhs: self.shape().to_vec(),
+                rhs: rhs.shape().to_vec(),
+            });
+        }
+        let parallel = self.len() >= PARALLEL_MIN_ELEMENTS;
+        let mut acc = self.view_mut();
+        match (acc.as_slice_mut(), rhs.array().as_slice()) {
+            (Some(a), Some(b)) if parallel => a
+                .par_chunks_mut(PARALLEL_MIN_ELEMENTS)
+                .zip(b.par_chunks(PARALLEL_MIN_ELEMENTS))
+                .for_each(|(a, b)| {
+                    for (a, &b) in a.iter_mut().zip(b) {
+                        *a = *a + b;
+                    }
+                }),
+            _ => Zip::from(&mut acc)
+                .and(rhs.view())
+                .for_each(|a, &b| *a = *a + b),
+        }
+        Ok(())
+    }
+
     /// Element-wise difference with broadcasting.
     ///
     /// # Errors

@@ -279,3 +279,28 @@ fn parallel_elementwise_ops_equal_the_loop() {
         av.iter().zip(&bv).map(|(x, y)| x - y).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn add_assign_is_the_element_wise_sum_on_both_sides_of_the_parallel_threshold() {
+    // 3 elements (serial) and 3 * 2^15 + 7 (split over threads, with a
+    // partial last chunk).
+    for len in [3usize, 3 * (1 << 15) + 7] {
+        let a = Tensor::<f32>::rand_normal(&[len], 0.0, 1.0, 1).unwrap();
+        let b = Tensor::<f32>::rand_normal(&[len], 0.0, 1.0, 2).unwrap();
+        let mut acc = a.clone();
+        acc.add_assign(&b).unwrap();
+        let want: Vec<f32> = a
+            .as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .map(|(x, y)| x + y)
+            .collect();
+        assert_eq!(acc.to_vec(), want, "{len} elements");
+    }
+    let mut a = Tensor::<f32>::zeros(&[2, 3]);
+    let err = a.add_assign(&Tensor::zeros(&[3, 2])).unwrap_err();
+    assert!(
+        matches!(err, TensorError::BroadcastMismatch { .. }),
+        "{err:?}"
+    );
+}
