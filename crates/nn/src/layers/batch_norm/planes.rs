@@ -124,7 +124,8 @@ isa_builds! {
 /// followed the normalisation `[a, center, b]`. The output before the ReLU
 /// is recomputed from `x` as the forward pass computed it (same operations,
 /// same bits) rather than read from `y`: a BatchNorm pass is bound by
-/// memory traffic, and reading `y` was a third of the backward's.
+/// memory traffic, and `y` was two of the seven activation-sized reads
+/// and writes of its backward.
 #[inline(always)]
 fn masked<T: Element, const RELU: bool>(dy: T, x: T, [a, center, b]: [T; 3]) -> T {
     if RELU {
