@@ -7,7 +7,8 @@
 //! - `forward_backward`: `conv2d`, then `conv2d_backward` (gradients of
 //!   input, weight and bias).
 //!
-//! Run: `cargo run --release -p gradlab-benches --example peer_conv -- [--warmup 3] [--reps 20]`.
+//! Run: `cargo run --release -p gradlab-benches --example peer_conv -- [--warmup 3] [--reps 20] [--layer NAME]`
+//! (`--layer`: only the layers whose name starts with NAME, e.g. `g`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -61,7 +62,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let warmup = arg(&args, "--warmup", 3);
     let reps = arg(&args, "--reps", 20).max(1);
+    let only = args
+        .windows(2)
+        .find(|w| w[0] == "--layer")
+        .map(|w| w[1].clone());
     for (name, spec, hw) in conv_layers() {
+        if only.as_ref().is_some_and(|o| !name.starts_with(o.as_str())) {
+            continue;
+        }
         let x = rand4([CONV_BATCH, spec.in_channels, hw, hw], 1);
         let w = rand4(spec.weight_shape(), 2);
         let b = Array1::<f32>::zeros(spec.out_channels);

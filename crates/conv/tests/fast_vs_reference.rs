@@ -3,7 +3,10 @@
 
 use crate::common;
 
-use common::{depthwise_case, max_rel_err, operands, stride2_case, valid_case, Case, Stored};
+use common::{
+    depthwise_case, max_rel_err, operands, same_width_depthwise_case, stride2_case, valid_case,
+    Case, Stored,
+};
 use gradlab_conv::{
     conv2d, conv2d_backward, conv2d_backward_params, conv2d_gradients, reference, with_isa,
     with_row_tiles, Conv2dSpec, ConvKind, GradsWanted, Isa,
@@ -116,6 +119,12 @@ proptest! {
 
     #[test]
     fn depthwise_equals_reference_f32(c in depthwise_case()) {
+        check(compare::<f32>(&c), 1e-4)?;
+    }
+
+    #[test]
+    fn same_width_depthwise_equals_reference_f32(c in same_width_depthwise_case()) {
+        prop_assert_eq!(c.spec.kind(), ConvKind::Depthwise);
         check(compare::<f32>(&c), 1e-4)?;
     }
 }

@@ -29,9 +29,12 @@
 //! the batch in image order, so the result does not depend on the number of
 //! threads.
 
+use std::mem::MaybeUninit;
+
 use gradlab_tensor::Element;
 use rayon::prelude::*;
 
+use super::depthwise_masked::Masked;
 use super::simd::{as_f32, as_f32_mut, isa_builds, madd, Isa};
 use super::RawGrads;
 use crate::error::Result;
@@ -404,17 +407,48 @@ pub(super) fn forward<T: Element>(
     bias: Option<&[T]>,
     g: &Geometry,
 ) -> Result<Vec<T>> {
+    forward_on(isa, Masked::new::<T>(isa, g), x, w, bias, g)
+}
+
+/// [`forward`] on the masked kernel when `masked`, else on the flat one.
+fn forward_on<T: Element>(
+    isa: Isa,
+    masked: Option<Masked>,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Geometry,
+) -> Result<Vec<T>> {
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
-    let mut out = super::zeros("conv2d", g.n * g.c_out * op)?;
+    let len = g.n * g.c_out * op;
+    let mut out = super::reserved("conv2d", len)?;
     let f = Flat::new(g, isa);
-    out.par_chunks_mut((m * op).max(1))
+    // (The masked kernel reads the planes themselves: no buffers.)
+    let buffers = if masked.is_some() {
+        (0, 0)
+    } else {
+        (f.pad_len, f.out_len)
+    };
+    // Each task zeroes its planes just before writing them (in cache).
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut((m * op).max(1))
         .enumerate()
         .with_min_len(min_planes(g))
         .for_each_init(
-            || (vec![T::zero(); f.pad_len], vec![T::zero(); f.out_len]),
+            || (vec![T::zero(); buffers.0], vec![T::zero(); buffers.1]),
             |(pad, wide), (idx, out_c)| {
+                let out_c = super::zero_filled(out_c);
                 let c = idx % g.c_in;
-                fill_phases(&x[idx * hw..(idx + 1) * hw], g, &f, pad);
+                let plane = &x[idx * hw..(idx + 1) * hw];
+                if let Some(masked) = &masked {
+                    for (q, out_q) in out_c.chunks_exact_mut(op.max(1)).enumerate() {
+                        let co = c * m + q;
+                        let b = bias.map_or(T::zero(), |b| b[co]);
+                        masked.forward_plane(plane, &w[co * kk..(co + 1) * kk], b, out_q);
+                    }
+                    return;
+                }
+                fill_phases(plane, g, &f, pad);
                 for q in 0..m {
                     let co = c * m + q;
                     let b = bias.map_or(T::zero(), |b| b[co]);
@@ -431,6 +465,8 @@ pub(super) fn forward<T: Element>(
                 }
             },
         );
+    // SAFETY: the chunks cover `..len` and each was filled by `zero_filled`.
+    unsafe { out.set_len(len) };
     Ok(out)
 }
 
@@ -444,18 +480,42 @@ pub(super) fn backward<T: Element>(
     g: &Geometry,
     bias_grad: bool,
 ) -> Result<RawGrads<T>> {
+    backward_on(isa, Masked::new::<T>(isa, g), x, w, dy, g, bias_grad)
+}
+
+/// [`backward`] on the masked kernel when `masked`, else on the flat one.
+fn backward_on<T: Element>(
+    isa: Isa,
+    masked: Option<Masked>,
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    g: &Geometry,
+    bias_grad: bool,
+) -> Result<RawGrads<T>> {
     let (hw, op, kk, m) = (g.in_plane(), g.out_plane(), g.k[0] * g.k[1], g.cog);
     let planes = g.n * g.c_in;
-    let mut dx = super::zeros("conv2d_backward", planes * hw)?;
+    let mut dx = super::reserved("conv2d_backward", planes * hw)?;
     let mut dw_part = vec![T::zero(); planes * m * kk];
     let mut db_part = vec![T::zero(); planes * m];
     // (An empty input plane has no input gradient; keep the chunk size positive.)
-    let mut dx_chunks: Vec<&mut [T]> = if hw == 0 {
-        (0..planes).map(|_| <&mut [T]>::default()).collect()
+    // Each task zeroes its planes just before writing them (in cache).
+    let mut dx_chunks: Vec<&mut [MaybeUninit<T>]> = if hw == 0 {
+        (0..planes)
+            .map(|_| <&mut [MaybeUninit<T>]>::default())
+            .collect()
     } else {
-        dx.chunks_mut(hw).collect()
+        dx.spare_capacity_mut()[..planes * hw]
+            .chunks_mut(hw)
+            .collect()
     };
     let f = Flat::new(g, isa);
+    // (The masked kernel reads the planes themselves: no buffers.)
+    let buffers = if masked.is_some() {
+        (0, 0, 0)
+    } else {
+        (f.pad_len, f.ext_len, f.in_len)
+    };
     dx_chunks
         .par_iter_mut()
         .zip(dw_part.par_chunks_mut((m * kk).max(1)))
@@ -465,14 +525,28 @@ pub(super) fn backward<T: Element>(
         .for_each_init(
             || {
                 (
-                    vec![T::zero(); f.pad_len],
-                    vec![T::zero(); f.ext_len],
-                    vec![T::zero(); f.in_len],
+                    vec![T::zero(); buffers.0],
+                    vec![T::zero(); buffers.1],
+                    vec![T::zero(); buffers.2],
                 )
             },
             |(pad, ext, wide), (idx, ((dx_c, dw_c), db_c))| {
+                let dx_c = super::zero_filled(dx_c);
                 let c = idx % g.c_in;
-                fill_phases(&x[idx * hw..(idx + 1) * hw], g, &f, pad);
+                let plane = &x[idx * hw..(idx + 1) * hw];
+                if let Some(masked) = &masked {
+                    let dy_c = &dy[idx * m * op..(idx + 1) * m * op];
+                    for q in 0..m {
+                        let dy_q = &dy_c[q * op..(q + 1) * op];
+                        if bias_grad {
+                            db_c[q] = super::lane_sum(T::zero(), dy_q);
+                        }
+                        masked.weight_grad_plane(plane, dy_q, &mut dw_c[q * kk..(q + 1) * kk]);
+                    }
+                    masked.input_grad_plane(dy_c, &w[c * m * kk..(c + 1) * m * kk], dx_c);
+                    return;
+                }
+                fill_phases(plane, g, &f, pad);
                 for q in 0..m {
                     let co = c * m + q;
                     let dy_q = &dy[(idx * m + q) * op..(idx * m + q + 1) * op];
@@ -505,6 +579,10 @@ pub(super) fn backward<T: Element>(
                 gather_phases(wide, g, &f, dx_c);
             },
         );
+    drop(dx_chunks);
+    // SAFETY: the chunks cover `..planes * hw` and each was filled by
+    // `zero_filled`.
+    unsafe { dx.set_len(planes * hw) };
     // Sum the per-image gradients in image order.
     let mut dwt = vec![T::zero(); g.c_out * kk];
     let mut dbt = vec![T::zero(); if bias_grad { g.c_out } else { 0 }];
@@ -528,6 +606,80 @@ pub(super) fn backward<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Conv2dSpec;
+
+    /// On the shapes it takes, the masked kernel gives the flat kernel's
+    /// bits for the output and the input gradient (the same fused
+    /// multiply-adds in the same order, zeros for the padding) and its
+    /// weight gradient up to rounding; a NaN in the input reaches the same
+    /// outputs. (The flat kernel's weight gradient also multiplies the
+    /// zero gradient of its wide columns by real pixels, so a NaN there
+    /// reaches taps that never read it; the masked one does not.)
+    #[test]
+    fn masked_kernel_gives_the_flat_kernels_bits() {
+        if !Isa::Avx512.is_supported() {
+            eprintln!("note: this CPU cannot run the AVX-512 build; not tested");
+            return;
+        }
+        let isa = Isa::Avx512;
+        // (channels, multiplier, [h, w], kernel, padding, dilation)
+        let shapes = [
+            (3, 1, [8, 8], [3, 3], [1, 1], [1, 1]),
+            (2, 2, [16, 16], [3, 3], [1, 1], [1, 1]),
+            (2, 1, [7, 5], [3, 3], [1, 1], [1, 1]),
+            (1, 1, [9, 33], [5, 5], [2, 2], [1, 1]),
+            (2, 1, [11, 6], [3, 3], [2, 2], [2, 2]),
+            (2, 3, [6, 13], [3, 3], [0, 1], [1, 1]),
+            (1, 1, [4, 3], [1, 1], [0, 0], [1, 1]),
+        ];
+        for (c, mult, [h, w], kernel, padding, dilation) in shapes {
+            let spec = Conv2dSpec {
+                kernel,
+                padding,
+                dilation,
+                groups: c,
+                ..Conv2dSpec::new(c, c * mult, 1)
+            };
+            let n = 2;
+            let g = spec
+                .geometry("test", [n, c, h, w], spec.weight_shape())
+                .expect("valid");
+            let at = |i: usize, salt: usize| ((i * 37 + salt) % 29) as f32 / 7.0 - 2.0;
+            let x: Vec<f32> = (0..n * c * h * w).map(|i| at(i, 1)).collect();
+            let mut x_nan = x.clone();
+            x_nan[h * w + 1] = f32::NAN;
+            let wt: Vec<f32> = (0..g.c_out * kernel[0] * kernel[1])
+                .map(|i| at(i, 5))
+                .collect();
+            let bias: Vec<f32> = (0..g.c_out).map(|i| at(i, 11)).collect();
+            let dy: Vec<f32> = (0..n * g.c_out * g.out_plane()).map(|i| at(i, 3)).collect();
+            assert!(
+                Masked::new::<f32>(isa, &g).is_some(),
+                "a shape the masked kernel takes: {spec:?}"
+            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let what = format!("{c} ch x{mult}, {h}x{w}, kernel {kernel:?}, padding {padding:?}");
+            for x in [&x, &x_nan] {
+                let masked = Masked::new::<f32>(isa, &g);
+                let fast = forward_on(isa, masked, x, &wt, Some(&bias), &g).expect("fits");
+                let flat = forward_on(isa, None, x, &wt, Some(&bias), &g).expect("fits");
+                assert_eq!(bits(&fast), bits(&flat), "output, {what}");
+            }
+            let masked = Masked::new::<f32>(isa, &g);
+            let fast = backward_on(isa, masked, &x, &wt, &dy, &g, true).expect("fits");
+            let flat = backward_on(isa, None, &x, &wt, &dy, &g, true).expect("fits");
+            assert_eq!(
+                bits(&fast.input),
+                bits(&flat.input),
+                "input gradient, {what}"
+            );
+            assert_eq!(bits(&fast.bias), bits(&flat.bias), "bias gradient, {what}");
+            for (a, b) in fast.weight.iter().zip(&flat.weight) {
+                let close = (a - b).abs() <= 1e-4 * (1.0 + b.abs()) || (a.is_nan() && b.is_nan());
+                assert!(close, "weight gradient {a} vs {b}, {what}");
+            }
+        }
+    }
 
     /// The intrinsics form of the AVX-512 build gives the bits of the
     /// portable one, with a short last group of taps.

@@ -9,8 +9,6 @@
 //! [`IMAGE_UNITS_MIN`] images and more run one task per image, which zeroes
 //! its output just before writing it; smaller ones one per band.
 
-use std::mem::MaybeUninit;
-
 use gradlab_tensor::Element;
 use ndarray::{s, ArrayViewMut2, ArrayViewMut3, Axis};
 use rayon::prelude::*;
@@ -189,17 +187,12 @@ pub(super) fn forward<T: Element>(
     // One task per image, which zeroes its own output just before its bands
     // are written: the output is written while it is in the cache, instead
     // of a zeroing pass over the whole batch first (a pass through memory).
-    let mut out = Vec::new();
-    out.try_reserve_exact(len)
-        .map_err(|_| crate::ConvError::OutOfMemory {
-            op: "conv2d",
-            elements: len,
-        })?;
+    let mut out = super::reserved("conv2d", len)?;
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(image_len)
         .enumerate()
         .try_for_each_init(scratch, |state, (n, image)| -> Result<()> {
-            let image = zero_filled(image);
+            let image = super::zero_filled(image);
             let mut rest = ArrayViewMut2::from_shape((g.c_out, p), image)
                 .map_err(|_| crate::gemm::internal("forward image", image_len))?;
             for (oh0, oh1) in bands(g) {
@@ -222,13 +215,3 @@ const IMAGE_UNITS_MIN: usize = 8;
 /// The per-thread buffers of [`forward`]'s tasks: im2col columns, the
 /// packed band, the wide or channel-kernel output, and offsets.
 type Scratch<T> = (Vec<T>, Vec<T>, Vec<T>, Vec<usize>, Vec<usize>);
-
-/// `s` filled with zeros, as initialised values.
-fn zero_filled<T: Element>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
-    for v in s.iter_mut() {
-        v.write(T::zero());
-    }
-    // SAFETY: every element was just initialised, and `MaybeUninit<T>` has
-    // the layout of `T`.
-    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
-}

@@ -11,6 +11,7 @@
 mod backward;
 mod channels;
 mod depthwise;
+mod depthwise_masked;
 mod direct;
 mod forward;
 mod pointwise;
@@ -23,6 +24,7 @@ pub use rows::with_row_tiles;
 pub use simd::{madd, with_isa, Isa};
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::thread::LocalKey;
 
 use gradlab_tensor::{Element, TensorError};
@@ -369,6 +371,26 @@ pub(crate) fn zeros<T: Element>(op: &'static str, n: usize) -> Result<Vec<T>> {
         .map_err(|_| ConvError::OutOfMemory { op, elements: n })?;
     v.par_extend(rayon::iter::repeat_n(T::zero(), n));
     Ok(v)
+}
+
+/// An empty vector with room for `n` elements, for outputs written in
+/// parallel tasks that each zero their part just before writing it (see
+/// [`zero_filled`]): in cache, instead of a zeroing pass through memory.
+pub(crate) fn reserved<T>(op: &'static str, n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| ConvError::OutOfMemory { op, elements: n })?;
+    Ok(v)
+}
+
+/// `s` filled with zeros, as initialised values.
+pub(crate) fn zero_filled<T: Element>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
+    for v in s.iter_mut() {
+        v.write(T::zero());
+    }
+    // SAFETY: every element was just initialised, and `MaybeUninit<T>` has
+    // the layout of `T`.
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// `init + sum(values)`, summed in 8 interleaved partial sums (so the

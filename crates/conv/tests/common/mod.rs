@@ -120,6 +120,48 @@ pub fn depthwise_case() -> impl Strategy<Value = Case> {
         )
 }
 
+/// Depthwise cases of stride 1 whose output rows are as wide as the input's
+/// (`2*pW == dW*(kW - 1)`: odd kernel widths with "same" padding), the
+/// shapes of the masked AVX-512 kernel: 1x1, 3x3 and 5x5 widths, any
+/// kernel height and row padding, dilation 1..2, planes from one vector of
+/// 16 lanes to several, widths that do and do not divide 16.
+pub fn same_width_depthwise_case() -> impl Strategy<Value = Case> {
+    (
+        2usize..=4,
+        1usize..=3,
+        (1usize..=5, 0usize..=2),
+        (0usize..=2, 0usize..=2),
+        [1usize..=2, 1usize..=2],
+        1usize..=3,
+        (0usize..=20, 1usize..=40),
+        any::<bool>(),
+        0u8..3,
+        any::<u64>(),
+    )
+        .prop_map(
+            |(c, m, (kh, half), (ph, extra_h), d, batch, (extra, w), bias, layout, seed)| {
+                let kw = 2 * half + 1;
+                Case {
+                    spec: Conv2dSpec {
+                        in_channels: c,
+                        out_channels: c * m,
+                        kernel: [kh, kw],
+                        stride: [1, 1],
+                        padding: [ph, half * d[1]],
+                        dilation: d,
+                        groups: c,
+                    },
+                    batch,
+                    h: extent(kh, d[0], ph, extra_h + extra),
+                    w,
+                    bias,
+                    layout,
+                    seed,
+                }
+            },
+        )
+}
+
 /// 3x3 stride-2 cases on images wide enough for the direct kernel on
 /// phase-split bands (at least 16 output columns), with
 /// odd and even sizes, padding 0..2, groups and a batch of 1..3.
