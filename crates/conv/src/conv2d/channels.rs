@@ -206,53 +206,78 @@ fn correlate_impl<T: Element, const FMA: bool, const PR: usize, const CR: usize>
     // wait in `partial` between passes, so each output is still summed tap
     // after tap, channel after channel.
     let tb = (16384 / (cig * CR * std::mem::size_of::<T>())).clamp(1, taps);
-    let tiles = np.div_ceil(PR);
-    let mut partial = vec![[[T::zero(); CR]; PR]; tiles];
+    // Full tiles of PR pixels, then tiles of a third as many for the rest:
+    // one full tile for the rest computed its last pixel up to PR times (72
+    // pixels for the 64 of an 8x8 plane).
+    let full = np / PR * PR;
+    let mut partial = vec![[T::zero(); CR]; np + PR];
     for c0 in (0..m).step_by(CR) {
         let cv = CR.min(m - c0);
         let wblk = &wc[c0 * taps * cig..(c0 + CR) * taps * cig];
         for t0 in (0..taps).step_by(tb) {
-            let t1 = (t0 + tb).min(taps);
-            for (tile, part) in partial.iter_mut().enumerate() {
-                let q0 = tile * PR;
-                let pv = PR.min(np - q0);
-                // A tail tile repeats its last pixel; the copies are not stored.
-                let b: [usize; PR] = std::array::from_fn(|p| base[q0 + p.min(pv - 1)]);
-                let mut acc = if t0 == 0 {
-                    [[T::zero(); CR]; PR]
+            let taps = t0..(t0 + tb).min(taps);
+            for q0 in (0..full).step_by(PR) {
+                let part = &mut partial[q0..q0 + PR];
+                tile::<T, FMA, PR, CR>(wblk, cig, xt, base, toff, taps.clone(), q0, part);
+            }
+            for q0 in (full..np).step_by(PR / 3) {
+                let part = &mut partial[q0..q0 + PR / 3];
+                if PR / 3 == 4 {
+                    tile::<T, FMA, 4, CR>(wblk, cig, xt, base, toff, taps.clone(), q0, part);
                 } else {
-                    *part
-                };
-                for (tap, &off) in toff.iter().enumerate().take(t1).skip(t0) {
-                    let wtap = &wblk[tap * cig * CR..(tap + 1) * cig * CR];
-                    let runs: [&[T]; PR] =
-                        std::array::from_fn(|p| &xt[b[p] + off..b[p] + off + cig]);
-                    for (ci, wci) in wtap.chunks_exact(CR).enumerate() {
-                        let wv: &[T; CR] = wci.try_into().expect("a tile of CR elements");
-                        for (acc_p, run) in acc.iter_mut().zip(&runs) {
-                            // SAFETY: every run holds `cig` elements (sliced
-                            // above) and `ci < cig` (`wtap` holds `cig`
-                            // rows). Checked indexing here kept the
-                            // accumulators in memory instead of registers.
-                            let a = unsafe { *run.get_unchecked(ci) };
-                            for (acc_pl, &w_l) in acc_p.iter_mut().zip(wv) {
-                                *acc_pl = madd::<T, FMA>(*acc_pl, a, w_l);
-                            }
-                        }
-                    }
+                    tile::<T, FMA, 2, CR>(wblk, cig, xt, base, toff, taps.clone(), q0, part);
                 }
-                *part = acc;
             }
         }
-        for (tile, part) in partial.iter().enumerate() {
-            let q0 = tile * PR;
-            for (p, part_p) in part.iter().enumerate().take(PR.min(np - q0)) {
-                for (l, &v) in part_p.iter().enumerate().take(cv) {
-                    out[(c0 + l) * np + q0 + p] = v;
+        for (q, part_q) in partial[..np].iter().enumerate() {
+            for (l, &v) in part_q.iter().enumerate().take(cv) {
+                out[(c0 + l) * np + q] = v;
+            }
+        }
+    }
+}
+
+/// One tile of [`correlate_impl`]: pixels `q0..q0 + P` (a tile past the
+/// last pixel repeats it; `part` keeps what the copies compute, unread),
+/// taps `taps`, their sums added to `part` (or started when the taps are
+/// the first).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<T: Element, const FMA: bool, const P: usize, const CR: usize>(
+    wblk: &[T],
+    cig: usize,
+    xt: &[T],
+    base: &[usize],
+    toff: &[usize],
+    taps: std::ops::Range<usize>,
+    q0: usize,
+    part: &mut [[T; CR]],
+) {
+    let part: &mut [[T; CR]; P] = part.try_into().expect("a tile of P pixels");
+    let pv = P.min(base.len() - q0);
+    let b: [usize; P] = std::array::from_fn(|p| base[q0 + p.min(pv - 1)]);
+    let mut acc = if taps.start == 0 {
+        [[T::zero(); CR]; P]
+    } else {
+        *part
+    };
+    for (tap, &off) in toff.iter().enumerate().take(taps.end).skip(taps.start) {
+        let wtap = &wblk[tap * cig * CR..(tap + 1) * cig * CR];
+        let runs: [&[T]; P] = std::array::from_fn(|p| &xt[b[p] + off..b[p] + off + cig]);
+        for (ci, wci) in wtap.chunks_exact(CR).enumerate() {
+            let wv: &[T; CR] = wci.try_into().expect("a tile of CR elements");
+            for (acc_p, run) in acc.iter_mut().zip(&runs) {
+                // SAFETY: every run holds `cig` elements (sliced above) and
+                // `ci < cig` (`wtap` holds `cig` rows). Checked indexing
+                // here kept the accumulators in memory instead of registers.
+                let a = unsafe { *run.get_unchecked(ci) };
+                for (acc_pl, &w_l) in acc_p.iter_mut().zip(wv) {
+                    *acc_pl = madd::<T, FMA>(*acc_pl, a, w_l);
                 }
             }
         }
     }
+    *part = acc;
 }
 
 #[cfg(test)]
@@ -313,11 +338,19 @@ mod tests {
     /// against the sum written out: channel and pixel counts not multiples
     /// of the tile, bases and offsets with gaps and overlaps.
     fn check<T: Element, const PR: usize, const CR: usize>(tol: f64) {
+        // Pixels: full tiles and a one-pixel tail, full tiles and two tail
+        // tiles (the last partial), tail tiles only.
+        for np in [2 * PR + 1, PR + PR / 3 + 1, PR - 1] {
+            check_pixels::<T, PR, CR>(np, tol);
+        }
+    }
+
+    fn check_pixels<T: Element, const PR: usize, const CR: usize>(np: usize, tol: f64) {
         // Two blocks of channels, the second partial; more taps than one
         // pass over the pixel tiles takes when `cig*CR` is large.
         let (cig, m) = (5, CR + 3);
         let ldc = 2 * CR;
-        let base: Vec<usize> = (0..2 * PR + 1).map(|q| (q * 7 % 11) * cig).collect();
+        let base: Vec<usize> = (0..np).map(|q| (q * 7 % 11) * cig).collect();
         let toff = [0usize, 1, cig, 3 * cig + 2, 3 * cig + 2];
         let taps = toff.len();
         let len = 11 * cig + 3 * cig + 2 + cig;
@@ -336,7 +369,6 @@ mod tests {
                 }
             }
         }
-        let np = base.len();
         for fma in [false, true] {
             let mut out = vec![T::of_f64(f64::NAN); m * np];
             let run = if fma {
