@@ -3,6 +3,7 @@
 //! every epoch end and on request, and exact resumption; on one rank or
 //! data-parallel over many ([`train_epochs_on`]).
 
+use std::cmp::Ordering;
 use std::path::PathBuf;
 
 use gradlab_arch::Classifier;
@@ -345,8 +346,19 @@ pub fn train_epochs_on(
                 return Ok(outcome);
             }
         }
-        save(model, &trainer, &mut log)?;
+        // Evaluated before the checkpoint is written, so that a model whose
+        // evaluation mode has diverged never replaces a good checkpoint.
         let held_out = evaluate_sharded(model, val, config.batch, None, comm)?;
+        if held_out.examples > 0 && !held_out.loss.is_finite() {
+            let (name, largest) = largest_magnitude(model);
+            return Err(TrainError::NonFiniteHeldOut {
+                epoch: epoch1,
+                loss: held_out.loss,
+                name,
+                largest,
+            });
+        }
+        save(model, &trainer, &mut log)?;
         outcome.held_out = Some(held_out);
         let flow = observe(&TrainEvent::EpochEnd {
             epoch: epoch1,
@@ -365,6 +377,29 @@ pub fn train_epochs_on(
         }
     }
     Ok(outcome)
+}
+
+/// The parameter or buffer holding the value of largest magnitude, and
+/// that magnitude (NaN ranks above infinity): the evidence shown when the
+/// held-out loss is not finite.
+fn largest_magnitude(model: &dyn Classifier<f32>) -> (String, f64) {
+    // NaN above every number, then by magnitude (the key holds no NaN).
+    let key = |v: f64| (v.is_nan(), if v.is_nan() { 0.0 } else { v });
+    let mut best: Option<(String, f64)> = None;
+    model.visit_params(&mut |p| {
+        let largest = p
+            .value()
+            .as_slice()
+            .iter()
+            .map(|&v| f64::from(v).abs())
+            .max_by(|a, b| key(*a).partial_cmp(&key(*b)).unwrap_or(Ordering::Equal));
+        if let Some(m) = largest {
+            if best.as_ref().is_none_or(|(_, b)| key(m) > key(*b)) {
+                best = Some((p.name().to_string(), m));
+            }
+        }
+    });
+    best.unwrap_or_else(|| ("no tensor".into(), 0.0))
 }
 
 /// Refuses to start unless every rank runs rank 0's configuration: the

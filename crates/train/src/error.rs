@@ -34,6 +34,21 @@ pub enum TrainError {
         /// The guard's finding, naming the loss value or the parameter.
         cause: Box<NnError>,
     },
+    /// The held-out loss after an epoch is NaN or infinite although every
+    /// training step's loss and gradients were finite: the model in
+    /// evaluation mode (BatchNorm on its running statistics) overflows.
+    /// That epoch's checkpoint is not written.
+    #[error("training diverged by epoch {epoch}: the held-out loss is {loss} although every training step's loss and gradients were finite; the largest magnitude among the model's parameters and buffers is {largest:.3e}, in {name}; that epoch's checkpoint was not written and training stopped (the last checkpoint is kept)")]
+    NonFiniteHeldOut {
+        /// The epoch (1-based) after which the model was evaluated.
+        epoch: u64,
+        /// The held-out loss.
+        loss: f64,
+        /// The parameter or buffer holding the value of largest magnitude.
+        name: String,
+        /// That magnitude (infinite or NaN when the tensor holds one).
+        largest: f64,
+    },
     /// A checkpoint written by another run (other model, data, seed or
     /// settings) was given to resume.
     #[error("checkpoint {path} is of another run: {}", differences.join("; "))]

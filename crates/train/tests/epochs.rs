@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use gradlab_arch::{PlainMlp, PlainMlpConfig};
-use gradlab_data::{train_val_split, Patterns, PatternsConfig};
+use gradlab_data::{
+    train_val_split, Dataset, Example, Patterns, PatternsConfig, Result as DataResult, SplitPart,
+};
 use gradlab_nn::{ActivationKind, Scope};
 use gradlab_train::{
     flat_params, train_epochs, EpochConfig, Flow, MetricsLog, OptimizerSpec, RunFiles, TrainError,
@@ -42,13 +44,8 @@ fn files(dir: &Path, log: &str, resume: bool) -> RunFiles {
     }
 }
 
-/// Runs `epochs` epochs, stopping after `stop_after` steps of this call.
-fn run(
-    net: &mut PlainMlp<f32>,
-    epochs: usize,
-    files: &RunFiles,
-    stop_after: Option<u64>,
-) -> Result<TrainOutcome, TrainError> {
+/// The training and held-out splits of the runs.
+fn split() -> (SplitPart<Patterns>, SplitPart<Patterns>) {
     let data = Patterns::new(PatternsConfig {
         len: 200,
         num_classes: 4,
@@ -57,7 +54,17 @@ fn run(
         ..Default::default()
     })
     .unwrap();
-    let (train, val) = train_val_split(data, 0.2, 0).unwrap();
+    train_val_split(data, 0.2, 0).unwrap()
+}
+
+/// Runs `epochs` epochs, stopping after `stop_after` steps of this call.
+fn run(
+    net: &mut PlainMlp<f32>,
+    epochs: usize,
+    files: &RunFiles,
+    stop_after: Option<u64>,
+) -> Result<TrainOutcome, TrainError> {
+    let (train, val) = split();
     let mut steps = 0u64;
     train_epochs(net, &train, &val, &config(epochs), files, &mut |e| {
         if let TrainEvent::Step { .. } = e {
@@ -137,5 +144,69 @@ fn a_log_is_cut_back_to_the_checkpoint_step() {
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "step,epoch,loss,accuracy,lr\n"
+    );
+}
+
+/// A dataset whose every image starts with a NaN pixel.
+struct Poisoned<D>(D);
+
+impl<D: Dataset> Dataset for Poisoned<D> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn num_classes(&self) -> usize {
+        self.0.num_classes()
+    }
+    fn input_shape(&self) -> [usize; 3] {
+        self.0.input_shape()
+    }
+    fn get(&self, index: usize) -> DataResult<Example> {
+        let mut example = self.0.get(index)?;
+        example.image.as_slice_mut()[0] = f32::NAN;
+        Ok(example)
+    }
+    fn name(&self) -> String {
+        format!("poisoned({})", self.0.name())
+    }
+}
+
+#[test]
+fn a_held_out_loss_that_is_not_finite_stops_the_run_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = mlp();
+    run(&mut net, 1, &files(dir.path(), "log.csv", false), None).unwrap();
+    let ck = dir.path().join("ck.safetensors");
+    let good = std::fs::read(&ck).unwrap();
+    // The second epoch trains on finite data (finite losses and gradients)
+    // and is evaluated on images holding a NaN.
+    let (train, val) = split();
+    let files = files(dir.path(), "log.csv", true);
+    let err = train_epochs(
+        &mut net,
+        &train,
+        &Poisoned(val),
+        &config(2),
+        &files,
+        &mut |_| Flow::Continue,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    match err {
+        TrainError::NonFiniteHeldOut {
+            epoch,
+            loss,
+            name,
+            largest,
+        } => {
+            assert_eq!(epoch, 2);
+            assert!(loss.is_nan(), "{text}");
+            assert!(largest.is_finite() && largest > 0.0, "{text}");
+            assert!(text.contains(&name) && text.contains("epoch 2"), "{text}");
+        }
+        other => panic!("expected NonFiniteHeldOut, got {other}"),
+    }
+    assert!(
+        std::fs::read(&ck).unwrap() == good,
+        "the first epoch's checkpoint was replaced"
     );
 }
