@@ -85,8 +85,9 @@ def torch_step(args, env, model, batch, steps):
 
 
 def conv_runs(args, env):
-    g = run_json_lines([args.peer_conv, "--warmup", "3", "--reps", str(args.conv_reps)], env)
-    t = run_json_lines([args.python, os.path.join(HERE, "torch_conv.py"), "--warmup", "3",
+    warm = str(args.conv_warmup)
+    g = run_json_lines([args.peer_conv, "--warmup", warm, "--reps", str(args.conv_reps)], env)
+    t = run_json_lines([args.python, os.path.join(HERE, "torch_conv.py"), "--warmup", warm,
                         "--reps", str(args.conv_reps), "--threads", str(args.threads)], env)
     return g, t
 
@@ -104,6 +105,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--conv-reps", type=int, default=20)
+    p.add_argument("--conv-warmup", type=int, default=3,
+                   help="untimed calls before the timed ones, per layer and pass, both peers")
     p.add_argument("--only", choices=["steps", "conv"], help="run one half only")
     p.add_argument("--json", help="also write every measurement here")
     args = p.parse_args()
