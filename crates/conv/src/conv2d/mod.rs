@@ -4,7 +4,8 @@
 //! Layout: `forward.rs` and `backward.rs` hold the im2col + GEMM kernels
 //! (standard and grouped convolutions), `pointwise.rs` the GEMM on the input
 //! planes that replaces im2col for 1x1 / stride 1 / no padding, and
-//! `depthwise.rs` the direct loops for `groups == in_channels`; `direct.rs`
+//! `depthwise.rs` the direct loops for `groups == in_channels` (with their
+//! masked-load f32 form for AVX-512, `depthwise_masked.rs`); `direct.rs`
 //! (with its row-tiled f32 form for AVX-512, `rows.rs`) and `channels.rs`
 //! the direct kernels of standard convolutions.
 
