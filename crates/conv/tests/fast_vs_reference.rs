@@ -310,6 +310,47 @@ fn named_cases() -> Vec<(&'static str, Case)> {
             "channels many bands",
             case(Conv2dSpec::new(32, 48, 3).padding(1), 2, 40, 8, 0),
         ),
+        // 3x3 stride 2 with enough channels for the channel-vectorised
+        // kernel: even and odd sizes, no padding, groups and dilation,
+        // several bands of output rows with per-image tasks.
+        (
+            "channels stride 2",
+            case(
+                Conv2dSpec::new(32, 48, 3).stride(2).padding(1),
+                2,
+                16,
+                16,
+                0,
+            ),
+        ),
+        (
+            "channels stride 2 odd, no padding",
+            case(Conv2dSpec::new(33, 48, 3).stride(2), 1, 17, 19, 1),
+        ),
+        (
+            "channels stride 2 grouped dilated",
+            case(
+                Conv2dSpec::new(64, 96, 3)
+                    .stride(2)
+                    .padding(2)
+                    .dilation(2)
+                    .groups(2),
+                1,
+                17,
+                16,
+                2,
+            ),
+        ),
+        (
+            "channels stride 2, per-image tasks, many bands",
+            case(
+                Conv2dSpec::new(32, 32, 3).stride(2).padding(1),
+                8,
+                40,
+                16,
+                0,
+            ),
+        ),
         // Batch larger than the number of chunks of the weight gradient.
         (
             "large batch",
@@ -399,11 +440,13 @@ fn empty_batch_and_empty_planes() {
 /// and 18 rows make two bands of output rows; 9x34 also takes the direct
 /// forward of the 3x3 stride-2 spec, 17 output columns). 32->48 channels
 /// on 8x8 and 12x13 images take the channel-vectorised kernel (forward and
-/// input gradient).
+/// input gradient), and so does its stride-2 form on 18x17 images (9x9
+/// outputs).
 #[test]
 fn bit_identical_across_thread_counts() {
     let specs = [
         Conv2dSpec::new(32, 48, 3).padding(1),
+        Conv2dSpec::new(32, 48, 3).stride(2).padding(1),
         Conv2dSpec::new(6, 8, 3).padding(1),
         Conv2dSpec::new(6, 8, 3).stride(2).padding(1).groups(2),
         Conv2dSpec::new(8, 12, 1),

@@ -1,5 +1,5 @@
-//! Direct stride-1 convolution vectorised over output channels, for small
-//! images.
+//! Direct convolution vectorised over output channels, for small images
+//! (stride 1) and 3x3 stride-2 layers.
 //!
 //! The pixel-vectorised kernel of `direct.rs` computes every column of the
 //! padded rows, `Wp - W_out` junk ones per row, rounded up to its register
@@ -10,8 +10,9 @@
 //! vector loads of the weight `wc[tap][ci][c]` and one broadcast of the
 //! input per pixel, one fused multiply-add per accumulator. For output pixel
 //! `q = (oh - oh0)*W_out + ow` and tap `(i, j)` the input of channel `ci` is
-//! `xt[base[q] + toff[tap] + ci]` with `base[q] = ((oh - oh0)*Wp + ow)*c_in`
-//! and `toff[tap] = (i*dH*Wp + j*dW)*c_in`.
+//! `xt[base[q] + toff[tap] + ci]` with `base[q] = ((oh - oh0)*sH*Wp +
+//! ow*sW)*c_in` and `toff[tap] = (i*dH*Wp + j*dW)*c_in`: with a stride the
+//! pixels' bases step over the band, and nothing else changes.
 //!
 //! Taps and input channels are summed in one fixed order, so every output is
 //! the same sequence of operations whatever the threading.
@@ -60,33 +61,39 @@ pub fn with_channel_direct<R>(on: bool, f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether the forward pass of `g` in the build `isa` runs this kernel:
-/// stride 1, not pointwise, output planes of at least 64 pixels (on smaller
-/// ones the pixel tiles compute many repeated pixels: 24 for the 16 of a
-/// 4x4 plane, 12 for the 4 of a 2x2 one, in the AVX-512 build; and only
-/// 8x8 was measured) but too narrow for the pixel-vectorised kernel
-/// (`direct::wide_width` is `None`), at least 32 input and 32 output
-/// channels per group (layers as wide as the measured one; the 16-channel
-/// layers of ResNets stay where they were) and output channels that [`cr`]
-/// pads by at most a half; and while [`with_channel_direct`] allows it.
+/// output planes of at least 64 pixels (on smaller ones the pixel tiles
+/// compute many repeated pixels: 24 for the 16 of a 4x4 plane, 12 for the 4
+/// of a 2x2 one, in the AVX-512 build; and only 8x8 was measured), at least
+/// 32 input and 32 output channels per group (layers as wide as the
+/// measured ones; the 16-channel layers of ResNets stay where they were),
+/// output channels that [`cr`] pads by at most a half, while
+/// [`with_channel_direct`] allows it; and either stride 1, not pointwise,
+/// on images too narrow for the pixel-vectorised kernel
+/// (`direct::wide_width` is `None`), or a 3x3 kernel of stride 2.
 ///
-/// Measured on the `conv_small` group of the conv bench (batch 64, f32,
-/// AVX-512, one run): layer c (3x3, 64->64, 8x8) forward 2.87 ms here
-/// against 3.93 ms by im2col + GEMM. On 16x16 images (layer b, 32->32) it
-/// ran no faster than the pixel-vectorised kernel, and on 16 output
-/// channels (layer a), padded to 32 in the AVX-512 build, far slower, hence
-/// the limits.
+/// Measured on the conv bench (batch 64, f32, AVX-512): stride 1, layer c
+/// (3x3, 64->64, 8x8) forward 2.87 ms here against 3.93 ms by im2col +
+/// GEMM; on 16x16 images (layer b, 32->32) no faster than the
+/// pixel-vectorised kernel, and on 16 output channels (layer a), padded to
+/// 32 in the AVX-512 build, far slower. Stride 2 (`conv_stride2`, two runs):
+/// 32->64 on 16x16 0.55/0.57 ms against 0.73/0.74 ms on phase-split bands,
+/// 64->128 on 16x16 1.74/1.77 against 2.43/2.47 ms; but 16->32 on 32x32
+/// (layer d) 0.72 against 0.60 ms, hence 32 input channels here too.
 ///
 /// Reads [`with_channel_direct`], so must be called on the convolution's
 /// calling thread.
 pub(crate) fn applies<T>(isa: Isa, g: &Geometry) -> bool {
     let pad = g.cog.div_ceil(cr::<T>(isa)) * cr::<T>(isa) - g.cog;
-    g.s == [1, 1]
+    let route = match g.s {
+        [1, 1] => !g.is_pointwise_direct() && wide_width(g).is_none(),
+        [2, 2] => g.k == [3, 3],
+        _ => false,
+    };
+    route
         && g.oh * g.ow >= 64
-        && !g.is_pointwise_direct()
         && g.cig >= 32
         && g.cog >= 32
         && pad * 2 <= g.cog
-        && wide_width(g).is_none()
         && CHANNEL_DIRECT.with(Cell::get)
 }
 
@@ -129,13 +136,14 @@ pub(crate) fn pack_band<T: Element>(
     toff: &mut Vec<usize>,
 ) {
     let (h, w, cig) = (g.h, g.w, g.cig);
+    let [sh, sw] = g.s;
     let wp = w + 2 * g.p[1];
-    let rin = (oh1 - oh0) + (g.k[0] - 1) * g.d[0];
+    let rin = ((oh1 - oh0).max(1) - 1) * sh + (g.k[0] - 1) * g.d[0] + 1;
     xt.clear();
     xt.resize(rin * wp * cig, T::zero());
     for q in 0..rin {
-        // Padded row `oh0 + q` is input row `oh0 + q - pH`, if any.
-        let Some(ih) = (oh0 + q).checked_sub(g.p[0]).filter(|&ih| ih < h) else {
+        // Padded row `oh0*sH + q` is input row `oh0*sH + q - pH`, if any.
+        let Some(ih) = (oh0 * sh + q).checked_sub(g.p[0]).filter(|&ih| ih < h) else {
             continue;
         };
         for ci in 0..cig {
@@ -148,7 +156,7 @@ pub(crate) fn pack_band<T: Element>(
     }
     base.clear();
     for r in 0..oh1 - oh0 {
-        base.extend((0..g.ow).map(|c| (r * wp + c) * cig));
+        base.extend((0..g.ow).map(|c| (r * sh * wp + c * sw) * cig));
     }
     toff.clear();
     for i in 0..g.k[0] {
@@ -299,7 +307,13 @@ mod tests {
             assert!(applies::<f64>(isa, &geometry(c, 8, 8)));
             // Wide enough for the pixel-vectorised kernel.
             assert!(!applies::<f32>(isa, &geometry(c, 16, 16)));
+            // Stride 2: 3x3 with 32 input channels and 8x8 outputs or more.
             assert!(!applies::<f32>(isa, &geometry(c.stride(2), 8, 8)));
+            assert!(applies::<f32>(isa, &geometry(c.stride(2), 16, 16)));
+            let d = crate::Conv2dSpec::new(16, 32, 3).stride(2).padding(1);
+            assert!(!applies::<f32>(isa, &geometry(d, 32, 32)));
+            let pw2 = crate::Conv2dSpec::new(64, 64, 1).stride(2);
+            assert!(!applies::<f32>(isa, &geometry(pw2, 16, 16)));
             assert!(!with_channel_direct(false, || applies::<f32>(
                 isa,
                 &geometry(c, 8, 8)
