@@ -36,8 +36,9 @@ pub enum TrainError {
     },
     /// The held-out loss after an epoch is NaN or infinite although every
     /// training step's loss and gradients were finite: the model in
-    /// evaluation mode (BatchNorm on its running statistics) overflows.
-    /// That epoch's checkpoint is not written.
+    /// evaluation mode (BatchNorm on its running statistics) overflows, or
+    /// the held-out data holds a value that is not finite. That epoch's
+    /// checkpoint is not written.
     #[error("training diverged by epoch {epoch}: the held-out loss is {loss} although every training step's loss and gradients were finite; the largest magnitude among the model's parameters and buffers is {largest:.3e}, in {name}; that epoch's checkpoint was not written and training stopped (the last checkpoint is kept)")]
     NonFiniteHeldOut {
         /// The epoch (1-based) after which the model was evaluated.

@@ -534,13 +534,16 @@ fn backward_on<T: Element>(
                 let dx_c = super::zero_filled(dx_c);
                 let c = idx % g.c_in;
                 let plane = &x[idx * hw..(idx + 1) * hw];
+                // The output-gradient planes of this input plane's channels.
+                let dy_c = &dy[idx * m * op..(idx + 1) * m * op];
+                if bias_grad {
+                    for (db, dy_q) in db_c.iter_mut().zip(dy_c.chunks_exact(op.max(1))) {
+                        *db = super::lane_sum(T::zero(), dy_q);
+                    }
+                }
                 if let Some(masked) = &masked {
-                    let dy_c = &dy[idx * m * op..(idx + 1) * m * op];
                     for q in 0..m {
                         let dy_q = &dy_c[q * op..(q + 1) * op];
-                        if bias_grad {
-                            db_c[q] = super::lane_sum(T::zero(), dy_q);
-                        }
                         masked.weight_grad_plane(plane, dy_q, &mut dw_c[q * kk..(q + 1) * kk]);
                     }
                     masked.input_grad_plane(dy_c, &w[c * m * kk..(c + 1) * m * kk], dx_c);
@@ -549,10 +552,7 @@ fn backward_on<T: Element>(
                 fill_phases(plane, g, &f, pad);
                 for q in 0..m {
                     let co = c * m + q;
-                    let dy_q = &dy[(idx * m + q) * op..(idx * m + q + 1) * op];
-                    if bias_grad {
-                        db_c[q] = super::lane_sum(T::zero(), dy_q);
-                    }
+                    let dy_q = &dy_c[q * op..(q + 1) * op];
                     // The output gradient laid out wide (zeros in the
                     // columns that are not outputs), after E zeros.
                     copy_rows(ext, f.ext_start, f.wq, dy_q, 0, g.ow, g.oh, g.ow);
